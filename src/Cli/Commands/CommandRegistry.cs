@@ -1,0 +1,13 @@
+using System.CommandLine;
+
+namespace Qwen35.Cli.Commands;
+
+/// <summary>The verbs of the `trainer` program, in the order `--help` lists them.</summary>
+static class CommandRegistry
+{
+    public static IEnumerable<Command> All()
+    {
+        // Add one line per verb; each verb is built in its own file.
+        yield break;
+    }
+}
