@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Packs what must travel to a GPU machine that has PyTorch but no .NET (see docs/gpu.md):
+#   artifacts/gpu/dotnet-runtime.tar.xz  the .NET runtime of this machine (host + Microsoft.NETCore.App)
+#   artifacts/gpu/trainer/               the trainer built for the "external" Torch backend: TorchSharp only, no
+#                                        libtorch inside; libtorch comes from PyTorch's torch/lib at run time.
+# The result must stay under the device tool's 64 MiB carry limit; this script prints the size.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+out=artifacts/gpu
+rm -rf "$out" && mkdir -p "$out"
+
+dotnet publish src/Cli -c Release -r linux-x64 --self-contained false -p:TorchBackend=external \
+  -p:SatelliteResourceLanguages=en -p:DebugType=none -o "$out/trainer" -v quiet -nologo
+# No libtorch may travel: a bundled CPU libtorch would win over PyTorch's CUDA one.
+if ls "$out/trainer" | grep -q '^libtorch'; then echo "error: a libtorch library ended up in $out/trainer" >&2; exit 1; fi
+
+dotnet_root="$(dirname "$(readlink -f "$(command -v dotnet)")")"
+runtime_version="$(dotnet --list-runtimes | awk '/Microsoft.NETCore.App/ {v=$2} END {print v}')"
+tar -C "$dotnet_root" -cJf "$out/dotnet-runtime.tar.xz" dotnet host "shared/Microsoft.NETCore.App/$runtime_version"
+
+du -sh "$out/trainer" "$out/dotnet-runtime.tar.xz"
+total=$(du -sb "$out" | cut -f1)
+echo "total $((total / 1024 / 1024)) MiB (limit 64 MiB with everything else carried)"
