@@ -1,0 +1,19 @@
+using static TorchSharp.torch;
+
+namespace Qwen35.Models.Generation;
+
+/// <summary>
+/// A causal language model as <see cref="Generator"/> sees it: one decoding session over a fixed batch whose
+/// cached state (KV, conv and recurrent states) grows with every call. Implemented for Qwen3.5 by
+/// <see cref="Qwen35StepModel"/>; tests use small fakes.
+/// </summary>
+public interface IStepModel
+{
+    /// <summary>
+    /// Runs <paramref name="inputIds"/> [B,T] on top of everything already cached and caches them too.
+    /// <paramref name="attentionMask"/> [B,T] (int64, 1 real, 0 padding) covers only the new tokens; the session
+    /// remembers earlier columns. <paramref name="positionIds"/> [B,T] are the RoPE positions of the new tokens.
+    /// Returns the fp32 logits of the last new position of each row, [B,V].
+    /// </summary>
+    Tensor Step(Tensor inputIds, Tensor attentionMask, Tensor positionIds);
+}
