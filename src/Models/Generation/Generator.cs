@@ -20,10 +20,10 @@ public sealed class Generator
     readonly Device device;
     long[]? positions;   // per row: real tokens already in the cache = RoPE position of the next token
 
-    public Generator(IStepModel model, Device? device = null)
+    public Generator(IStepModel model)
     {
         this.model = model;
-        this.device = device ?? CPU;
+        device = model.Device;
     }
 
     /// <summary>Rows of this session (0 before the first call).</summary>

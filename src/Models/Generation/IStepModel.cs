@@ -9,6 +9,9 @@ namespace Qwen35.Models.Generation;
 /// </summary>
 public interface IStepModel
 {
+    /// <summary>Where the model runs: the generator builds its input tensors there.</summary>
+    Device Device { get; }
+
     /// <summary>
     /// Runs <paramref name="inputIds"/> [B,T] on top of everything already cached and caches them too.
     /// <paramref name="attentionMask"/> [B,T] (int64, 1 real, 0 padding) covers only the new tokens; the session

@@ -32,6 +32,8 @@ sealed class FakeDeltaLm : IStepModel, IDisposable
         positionBias = randn(MaxPositions, Vocab, generator: gen) * 0.5;
     }
 
+    public Device Device => CPU;
+
     /// <summary>Logits of every new position [B,T,V] (the cache is extended as in <see cref="Step"/>).</summary>
     public Tensor Forward(Tensor inputIds, Tensor attentionMask, Tensor positionIds)
     {
