@@ -128,4 +128,15 @@ public class Qwen35GenerationTests
         Assert.That(stopped.NewTokens[0], Is.EqualTo(free.NewTokens[0].Take(hit + 1).ToArray()));
         Assert.That(stopped.FinishReasons[0], Is.EqualTo(FinishReason.StopToken));
     }
+
+    [Test]
+    public void GenerationLeavesNoLiveTensorsBehind()
+    {
+        // Tensors are native memory the GC cannot see: a session must free everything it made once disposed.
+        _ = GoldenData.Model;                        // load outside the measurement
+        Run([Prompt(0, 10)], new GenerationOptions { MaxNewTokens = 2 });   // warm-up (lazy statics)
+        var before = Tensor.TotalCount;
+        Run([Prompt(0, 20), Prompt(1, 7)], new GenerationOptions { MaxNewTokens = 6, DoSample = true, TopK = 5, TopP = 0.9, Seed = 1 });
+        Assert.That(Tensor.TotalCount, Is.EqualTo(before));
+    }
 }
