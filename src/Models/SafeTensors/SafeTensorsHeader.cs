@@ -53,10 +53,13 @@ public sealed class SafeTensorsHeader
     /// </summary>
     public static SafeTensorsHeader Parse(ReadOnlyMemory<byte> json, long dataOffset, long dataLength, string path)
     {
+        // JsonDocument only checks UTF-8 inside strings when they are decoded, so validate the bytes up front.
+        if (!System.Text.Unicode.Utf8.IsValid(json.Span))
+            throw SafeTensorsFormatException.In(path, "header is not valid UTF-8 JSON (invalid UTF-8 byte sequence)");
         JsonDocument document;
         try
         {
-            // JsonDocument rejects invalid UTF-8 as well as malformed JSON; trailing space padding is plain whitespace.
+            // Trailing space padding is plain JSON whitespace.
             document = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = 16 });
         }
         catch (JsonException e)

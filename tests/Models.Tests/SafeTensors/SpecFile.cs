@@ -55,3 +55,14 @@ static class SpecFile
         return bytes;
     }
 }
+
+static class ByteAssert
+{
+    /// <summary>Fast byte-for-byte equality (NUnit's collection comparer is slow on megabyte arrays) that reports the first difference.</summary>
+    public static void Same(byte[] actual, byte[] expected, string what)
+    {
+        var firstDiff = actual.AsSpan().CommonPrefixLength(expected);
+        if (firstDiff == actual.Length && actual.Length == expected.Length) return;
+        Assert.Fail($"{what}: {actual.Length} vs {expected.Length} bytes, first difference at byte {firstDiff}");
+    }
+}
