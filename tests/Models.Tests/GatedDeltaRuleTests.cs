@@ -251,6 +251,10 @@ public class GatedDeltaRuleTests
         starts[0, 9] = true;
         var convInput = randn(1, 3, 21);
         var convWeight = randn(3, 1, 4);
+        // Earlier tests' unreferenced tensors would otherwise be finalised during the measurement.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
         var before = Tensor.TotalCount;
         var (o1, s1) = GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, x.State, 8, starts);
         var (o2, s2) = GatedDeltaRule.Recurrent(x.Q, x.K, x.V, x.G, x.Beta, x.State, documentStarts: starts);

@@ -135,6 +135,10 @@ public class Qwen35GenerationTests
         // Tensors are native memory the GC cannot see: a session must free everything it made once disposed.
         _ = GoldenData.Model;                        // load outside the measurement
         Run([Prompt(0, 10)], new GenerationOptions { MaxNewTokens = 2 });   // warm-up (lazy statics)
+        // Earlier tests' unreferenced tensors would otherwise be finalised during the measurement.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
         var before = Tensor.TotalCount;
         Run([Prompt(0, 20), Prompt(1, 7)], new GenerationOptions { MaxNewTokens = 6, DoSample = true, TopK = 5, TopP = 0.9, Seed = 1 });
         Assert.That(Tensor.TotalCount, Is.EqualTo(before));
