@@ -35,11 +35,18 @@ public static class MergedModelExport
         {
             using var source = SafeTensorsCheckpoint.Open(sourceDir);
             using var scope = NewDisposeScope();
+            // Keyed by the SOURCE name: a flat text-only export (model.layers.*) keeps its own spelling.
             var state = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+            var missing = new List<string>();
             foreach (var (name, p) in model.named_parameters())
-                if (!name.Contains(".lora_A.", StringComparison.Ordinal) && !name.Contains(".lora_B.", StringComparison.Ordinal))
-                    state[name] = p;
-            var missing = state.Keys.Where(n => !source.Contains(n)).Order(StringComparer.Ordinal).ToList();
+            {
+                if (name.Contains(".lora_A.", StringComparison.Ordinal) || name.Contains(".lora_B.", StringComparison.Ordinal)) continue;
+                var flat = name.StartsWith(AdapterKeys.LanguageModelPrefix, StringComparison.Ordinal) ? "model." + name[AdapterKeys.LanguageModelPrefix.Length..] : null;
+                if (source.Contains(name)) state[name] = p;
+                else if (flat != null && source.Contains(flat)) state[flat] = p;
+                else missing.Add(name);
+            }
+            missing.Sort(StringComparer.Ordinal);
             if (missing.Count > 0)
                 throw new InvalidOperationException($"the model has parameters the source checkpoint {sourceDir} lacks " +
                                                     $"({string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? ", …" : "")}); is it the model's source?");
