@@ -176,4 +176,32 @@ public class BatchTests
         Assert.That(GoldenData.MaxAbsDiff(step, alone), Is.LessThanOrEqualTo(1e-4));
         Assert.That(cache.Keys(3)!.shape[0], Is.EqualTo(1));
     }
+
+    [Test]
+    public void PaddedBatchLossesEqualGoldenLosses()
+    {
+        // Rows 0 and 1 right- and left-padded to the longest sequence: SequenceLosses must ignore every pad pair.
+        using var scope = NewDisposeScope();
+        var seqs = GoldenData.Sequences;
+        var expected = GoldenData.ExpectedJson().GetProperty("losses").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        var length = seqs[2].Length;
+        foreach (var left in new[] { false, true })
+        {
+            var rows = seqs.Select(s =>
+            {
+                var pad = Enumerable.Repeat(0L, length - s.Length);
+                return left ? pad.Concat(s).ToArray() : s.Concat(pad).ToArray();
+            }).ToArray();
+            var masks = seqs.Select(s =>
+            {
+                var pad = Enumerable.Repeat(0L, length - s.Length);
+                var real = Enumerable.Repeat(1L, s.Length);
+                return left ? pad.Concat(real).ToArray() : real.Concat(pad).ToArray();
+            }).ToArray();
+            var losses = GoldenData.Model.SequenceLosses(tensor(rows.SelectMany(r => r).ToArray()).view(3, length),
+                tensor(masks.SelectMany(r => r).ToArray()).view(3, length));
+            for (var i = 0; i < 3; i++)
+                Assert.That(losses[i], Is.EqualTo(expected[i]).Within(1e-5), $"{(left ? "left" : "right")} padding, row {i}");
+        }
+    }
 }
