@@ -256,4 +256,13 @@ public class AdapterExportTests
     [TestCase(1e16, "1e+16")]
     [TestCase(123456789012345.0, "123456789012345.0")]
     public void PythonFloatRepr(double value, string python) => Assert.That(PythonJson.Float(value), Is.EqualTo(python));
+
+    [Test]
+    public void PythonJson_SortsNestedKeys_EscapesNonAscii_LikeJsonDumps()
+    {
+        // json.dumps({"b": {"z": 1, "a": [], "m": {}}, "a": "\u00e9\u007f", "c": [1.5, None, True]}, indent=2, sort_keys=True)
+        var node = JsonNode.Parse("{\"b\": {\"z\": 1, \"a\": [], \"m\": {}}, \"a\": \"\u00e9\u007f\", \"c\": [1.5, null, true]}");
+        const string python = "{\n  \"a\": \"\\u00e9\\u007f\",\n  \"b\": {\n    \"a\": [],\n    \"m\": {},\n    \"z\": 1\n  },\n  \"c\": [\n    1.5,\n    null,\n    true\n  ]\n}";
+        Assert.That(PythonJson.Serialize(node), Is.EqualTo(python));
+    }
 }
