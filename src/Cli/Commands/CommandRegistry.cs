@@ -10,5 +10,6 @@ static class CommandRegistry
         // Add one line per verb; each verb is built in its own file.
         yield return ScoreCommand.Build();
         yield return InspectCommand.Build();
+        yield return LoraCommands.Build();
     }
 }
