@@ -93,4 +93,28 @@ public class ModelVerbTests
         Assert.That(code, Is.EqualTo(2));
         Assert.That(stderr, Does.Contain("nope"));
     }
+
+    [Test]
+    public void TrainerProgramRunsScoreWithJsonOnStdoutAndLogsOnStderr()
+    {
+        // The real program (registration in CommandRegistry, Program.cs), as a user runs it.
+        var dll = Path.Combine(AppContext.BaseDirectory, "trainer.dll");
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var a in new[] { dll, "score", "--model", TestPaths.GoldenTiny, "--tokens", Path.Combine(TestPaths.GoldenTiny, "inputs.json") })
+            psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stderrTask = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEnd();
+        Assert.That(p.WaitForExit(120_000), Is.True, "trainer score did not finish");
+        var stderr = stderrTask.Result;
+        Assert.That(p.ExitCode, Is.EqualTo(0), stderr);
+        var losses = JsonDocument.Parse(stdout).RootElement.GetProperty("losses").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        var expected = ExpectedJson().GetProperty("losses").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        Assert.That(losses, Is.EqualTo(expected).Within(1e-5));
+        Assert.That(stderr, Does.Contain("loaded 56 tensors"));
+    }
 }
