@@ -26,6 +26,9 @@ public sealed class LoraAdapter : IProjectionAdapter
     public double Scaling { get; }
     public double Dropout { get; }
 
+    // Cached: an implicit double->Scalar conversion allocates a native object per call that only the finalizer frees.
+    readonly Scalar _scale;
+
     /// <summary>True while s·B·A is folded into the base weight; the branch then adds nothing.</summary>
     public bool Merged { get; internal set; }
 
@@ -43,6 +46,7 @@ public sealed class LoraAdapter : IProjectionAdapter
         Rank = (int)a.shape[0];
         Alpha = alpha;
         Scaling = scaling;
+        _scale = scaling.ToScalar();
         Dropout = dropout;
         LoraA = new LoraWeight(a);
         LoraB = new LoraWeight(b);
@@ -55,7 +59,8 @@ public sealed class LoraAdapter : IProjectionAdapter
         var x = input.dtype == dtype ? input : input.to(dtype);
         // Dropout follows the module's training flag, which model.train()/eval() propagates to the children.
         if (Dropout > 0 && LoraA.training) x = nn.functional.dropout(x, Dropout, training: true);
-        var delta = nn.functional.linear(nn.functional.linear(x, LoraA.weight), LoraB.weight).mul(Scaling);
+        // Scale the narrow [.., r] intermediate rather than the [.., out] result: same math, r/out of the work.
+        var delta = nn.functional.linear(nn.functional.linear(x, LoraA.weight).mul(_scale), LoraB.weight);
         if (delta.dtype != baseOutput.dtype) delta = delta.to(baseOutput.dtype);
         return baseOutput.add(delta);
     }

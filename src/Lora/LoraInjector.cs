@@ -1,5 +1,6 @@
 using Qwen35.Models.Modules;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Qwen35.Lora;
@@ -95,6 +96,10 @@ public static class LoraInjector
     public static IReadOnlyList<LoraAdapter> Adapters(nn.Module model) =>
         DecoderProjections.Find(model).Select(p => p.Module.Adapter).OfType<LoraAdapter>().ToList();
 
+    /// <summary>The LoRA parameters (A and B of every adapter, in module-name order): what the optimizer updates.</summary>
+    public static IReadOnlyList<Parameter> Parameters(nn.Module model) =>
+        Adapters(model).SelectMany(a => new[] { a.LoraA.weight, a.LoraB.weight }).ToList();
+
     /// <summary>Sets requires_grad on the LoRA parameters and clears it on every other parameter.</summary>
     public static void FreezeAllButAdapters(nn.Module model)
     {
@@ -131,6 +136,12 @@ public static class LoraInjector
         var adapter = new LoraAdapter(p.Name, p.Module,
             a.to(ScalarType.Float32, device, copy: true).contiguous(), b.to(ScalarType.Float32, device, copy: true).contiguous(),
             alpha, scaling, dropout);
+        // New modules start in training mode; follow the projection so an eval-mode model gets no LoRA dropout.
+        if (!p.Module.training)
+        {
+            adapter.LoraA.eval();
+            adapter.LoraB.eval();
+        }
         p.Module.AttachAdapter(adapter);
         return adapter;
     }

@@ -13,9 +13,10 @@ public sealed record LoraModuleInfo(
 }
 
 /// <summary>What LoRA injection did: the adapted modules and how many parameters are trainable.</summary>
+/// <param name="TotalParameters">all parameters of the model including the adapters, or 0 when unknown (adapter inspected without its model).</param>
 public sealed record LoraReport(IReadOnlyList<LoraModuleInfo> Modules, long TrainableParameters, long TotalParameters)
 {
-    /// <summary>Trainable / total parameters (total includes the adapters).</summary>
+    /// <summary>Trainable / total parameters (total includes the adapters; 0 when the total is unknown).</summary>
     public double TrainableShare => TotalParameters == 0 ? 0 : (double)TrainableParameters / TotalParameters;
 
     /// <summary>Trainable parameters per projection name (q_proj, down_proj, …).</summary>
@@ -33,7 +34,9 @@ public sealed record LoraReport(IReadOnlyList<LoraModuleInfo> Modules, long Trai
     {
         var ci = CultureInfo.InvariantCulture;
         var sb = new StringBuilder();
-        sb.AppendLine(ci, $"LoRA: {Modules.Count} modules, trainable {TrainableParameters:N0} of {TotalParameters:N0} parameters ({TrainableShare * 100:0.####}%)");
+        sb.AppendLine(TotalParameters == 0
+            ? string.Create(ci, $"LoRA: {Modules.Count} modules, {TrainableParameters:N0} adapter parameters (total unknown without the model)")
+            : string.Create(ci, $"LoRA: {Modules.Count} modules, trainable {TrainableParameters:N0} of {TotalParameters:N0} parameters ({TrainableShare * 100:0.####}%)"));
         var ranks = Modules.Select(m => m.Rank).Distinct().Order().ToList();
         var scales = Modules.Select(m => m.Scaling).Distinct().Order().ToList();
         sb.AppendLine(ci, $"  rank {string.Join("/", ranks)}, scaling {string.Join("/", scales.Select(s => s.ToString("0.######", ci)))}");

@@ -8,7 +8,7 @@ namespace Qwen35.Lora;
 /// Writes JSON the way Python's <c>json.dumps(obj, indent=2, sort_keys=True)</c> does (what PEFT's
 /// <c>save_pretrained</c> produces), so our adapter_config.json is byte-comparable with PEFT's: two-space indent,
 /// <c>"key": value</c>, empty containers as <c>{}</c>/<c>[]</c>, floats with a decimal point (<c>0.0</c>), keys sorted
-/// by code point at every level, non-ASCII escaped as <c>\uXXXX</c>.
+/// by code point at every level, everything outside printable ASCII (space to ~) escaped as <c>\uXXXX</c>.
 /// </summary>
 public static class PythonJson
 {

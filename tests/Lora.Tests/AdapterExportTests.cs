@@ -125,6 +125,34 @@ public class AdapterExportTests
         Assert.That(loaded.Warnings, Has.Some.Contains("out_proj").And.Some.Contains("21125"));
     }
 
+    [Test]
+    public void GoldenAdapter_LoadThenSave_ReproducesItsConfigAndTensors()
+    {
+        using var model = FakeDecoder.Tiny();
+        var loaded = LoraInjector.LoadAdapter(model, GoldenAdapter);
+        var dir = TestPaths.TempDir("lora-golden-resave");
+
+        PeftAdapter.Save(dir, model, loaded.Options, loaded.BaseModelNameOrPath);
+
+        Assert.That(File.ReadAllText(Path.Combine(dir, PeftAdapterConfig.FileName)), Is.EqualTo(GoldenConfigText));
+        using var golden = SafeTensorsFile.Open(Path.Combine(GoldenAdapter, PeftAdapter.WeightsFileName));
+        using var saved = SafeTensorsFile.Open(Path.Combine(dir, PeftAdapter.WeightsFileName));
+        Assert.That(saved.Tensors.Keys, Is.EquivalentTo(golden.Tensors.Keys));
+        Assert.That(saved.Metadata, Is.EqualTo(golden.Metadata));
+        foreach (var key in golden.Tensors.Keys)
+            Assert.That(saved.Load(key).equal(golden.Load(key)).all().item<bool>(), Is.True, key);
+    }
+
+    [Test]
+    public void LoadIntoEvalModel_AdaptersFollowEvalMode()
+    {
+        using var model = FakeDecoder.Tiny();
+        model.eval();
+        LoraInjector.Apply(model, new LoraOptions { Dropout = 0.5, TargetModules = LoraTargets.Names("up_proj") }, seed: 1);
+        Assert.That(LoraInjector.Adapters(model).All(a => !a.LoraA.training), Is.True);
+        Assert.That(LoraInjector.Parameters(model), Has.Count.EqualTo(8));
+    }
+
     /// <summary>Copies the golden adapter to a temp folder, optionally editing the config and the tensor map.</summary>
     static string GoldenCopy(Action<JsonObject>? editConfig = null, Func<Dictionary<string, Tensor>, Dictionary<string, Tensor>>? editTensors = null)
     {
@@ -228,4 +256,13 @@ public class AdapterExportTests
     [TestCase(1e16, "1e+16")]
     [TestCase(123456789012345.0, "123456789012345.0")]
     public void PythonFloatRepr(double value, string python) => Assert.That(PythonJson.Float(value), Is.EqualTo(python));
+
+    [Test]
+    public void PythonJson_SortsNestedKeys_EscapesNonAscii_LikeJsonDumps()
+    {
+        // json.dumps({"b": {"z": 1, "a": [], "m": {}}, "a": "\u00e9\u007f", "c": [1.5, None, True]}, indent=2, sort_keys=True)
+        var node = JsonNode.Parse("{\"b\": {\"z\": 1, \"a\": [], \"m\": {}}, \"a\": \"\u00e9\u007f\", \"c\": [1.5, null, true]}");
+        const string python = "{\n  \"a\": \"\\u00e9\\u007f\",\n  \"b\": {\n    \"a\": [],\n    \"m\": {},\n    \"z\": 1\n  },\n  \"c\": [\n    1.5,\n    null,\n    true\n  ]\n}";
+        Assert.That(PythonJson.Serialize(node), Is.EqualTo(python));
+    }
 }
