@@ -97,7 +97,7 @@ public static class ConversationJson
             if (array[i] is not JsonObject s) throw new RowFieldException(f, $"expected an object, got {Kind(array[i])}");
             var begin = RequiredInt(s, "begin_offset", f);
             var end = RequiredInt(s, "end_offset", f);
-            var train = OptionalBool(s, "train", f) ?? throw new RowFieldException($"{f}.train", "missing");
+            var train = OptionalBool(s, "train", f); // null or absent = follow the message (what content parts without "train" become)
             if (begin < 0 || end < begin || end >= content.Length)
                 throw new RowFieldException(f, $"span [{begin}, {end}] (end inclusive) is outside the content (length {content.Length})");
             spans.Add(new TrainSpan(begin, end, train, OptionalBool(s, "rto", f) ?? false));
