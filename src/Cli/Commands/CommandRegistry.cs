@@ -8,6 +8,7 @@ static class CommandRegistry
     public static IEnumerable<Command> All()
     {
         // Add one line per verb; each verb is built in its own file.
-        yield break;
+        yield return DataCommands.Build();
+        yield return TokenizeCommand.Build();
     }
 }

@@ -38,16 +38,23 @@ public sealed class SftEncoder(ITokenizer tokenizer, MaskOptions? options = null
     public int RefusalId => _refusalId ??= tokenizer.Encode(_options.RtoRefusal) is { Length: > 0 } ids ? ids[0]
         : throw new InvalidOperationException("rto_refusal is empty; RTO needs a refusal string");
 
+    /// <summary>The refusal id, or null when the refusal string is empty.</summary>
+    public int? RefusalIdOrNull() => string.IsNullOrEmpty(_options.RtoRefusal) ? null : RefusalId;
+
     public TokenizedExample Encode(Conversation conversation)
     {
         var e = EncodeDetailed(conversation);
         return new TokenizedExample(e.InputIds, e.Labels, conversation.Category, conversation.Id);
     }
 
-    public EncodedConversation EncodeDetailed(Conversation conversation)
+    public EncodedConversation EncodeDetailed(Conversation conversation) =>
+        EncodeDetailed(conversation.Messages, new ChatRenderOptions(EnableThinking: _options.EnableThinking));
+
+    /// <summary>Encodes messages rendered with explicit template options (a generation prompt is never trained).</summary>
+    public EncodedConversation EncodeDetailed(IReadOnlyList<ChatMessage> messages, ChatRenderOptions render)
     {
-        var rendered = ChatTemplate.Render(conversation.Messages, new ChatRenderOptions(EnableThinking: _options.EnableThinking));
-        var spans = TrainedSpans.Compute(conversation.Messages, rendered, _options);
+        var rendered = ChatTemplate.Render(messages, render);
+        var spans = TrainedSpans.Compute(messages, rendered, _options);
         var charMask = TrainedSpans.CharMask(rendered.Text.Length, spans);
         var (ids, offsets) = tokenizer.EncodeWithOffsets(rendered.Text);
         var labels = new int[ids.Length];
