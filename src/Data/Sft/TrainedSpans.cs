@@ -42,7 +42,7 @@ public static class TrainedSpans
                 {
                     if (d.Train == false) continue;
                     var s = Math.Max(d.BeginOffset + shift, turn.ContentStart);
-                    var e = Math.Min(d.EndOffset + 1 + shift, turn.ContentEnd); // EndOffset is inclusive
+                    var e = Math.Min(d.EndOffset + shift, turn.ContentEnd); // EndOffset is exclusive
                     if (e > s) spans.Add(new CharSpan(s, e, d.Rto));
                 }
             }
