@@ -17,8 +17,9 @@ public static class ChunkedCrossEntropy
 {
     public const long IgnoreIndex = -100;
 
-    /// <summary>Trained positions after the shift: hidden rows [M,h], targets [M], optional weights [M].</summary>
-    public sealed record Selection(Tensor Hidden, Tensor Targets, Tensor? Weights) : IDisposable
+    /// <summary>Trained positions after the shift: hidden rows [M,h], targets [M], optional weights [M] and group
+    /// ids [M] (e.g. the category of each target, for per-category eval loss).</summary>
+    public sealed record Selection(Tensor Hidden, Tensor Targets, Tensor? Weights, Tensor? Groups = null) : IDisposable
     {
         public long Count => Targets.shape[0];
         public void Dispose()
@@ -26,15 +27,18 @@ public static class ChunkedCrossEntropy
             Hidden.Dispose();
             Targets.Dispose();
             Weights?.Dispose();
+            Groups?.Dispose();
         }
     }
 
     /// <summary>
     /// Shifts labels once and selects the trained positions.
     /// hidden [B,T,h]; labels [B,T] int64 aligned with the inputs; sequenceIds [B,T] (packed document index) or null;
-    /// tokenWeights [B,T] (weight of the token at each position, e.g. from its category) or null.
+    /// tokenWeights [B,T] (weight of the token at each position, e.g. from its category) or null; groupIds [B,T] or null.
+    /// A target's weight and group are those of the predicted token (position t+1).
     /// </summary>
-    public static Selection Select(Tensor hidden, Tensor labels, Tensor? sequenceIds = null, Tensor? tokenWeights = null)
+    public static Selection Select(Tensor hidden, Tensor labels, Tensor? sequenceIds = null, Tensor? tokenWeights = null,
+        Tensor? groupIds = null)
     {
         var h = hidden.size(-1);
         using var targets = labels[.., 1..];                        // [B,T-1]: what position t must predict
@@ -49,7 +53,13 @@ public static class ChunkedCrossEntropy
             using var wFlat = tokenWeights[.., 1..].reshape(-1);
             w = wFlat.index_select(0, index).to(ScalarType.Float32);
         }
-        return new Selection(hFlat.index_select(0, index), tFlat.index_select(0, index), w);
+        Tensor? g = null;
+        if (groupIds is not null)
+        {
+            using var gFlat = groupIds[.., 1..].reshape(-1);
+            g = gFlat.index_select(0, index);
+        }
+        return new Selection(hFlat.index_select(0, index), tFlat.index_select(0, index), w, g);
     }
 
     /// <summary>
@@ -98,8 +108,25 @@ public static class ChunkedCrossEntropy
         return sum;
     }
 
+    /// <summary>Unweighted loss of every selected token [M] (fp32), for evaluation; call under no_grad.</summary>
+    public static Tensor TokenLosses(Selection sel, Tensor lmHeadWeight, int chunkRows = 1024)
+    {
+        var unweighted = sel with { Weights = null };
+        var parts = new List<Tensor>();
+        for (long start = 0; start < sel.Count; start += chunkRows)
+            parts.Add(ChunkTokenLoss(unweighted, lmHeadWeight, start, Math.Min(chunkRows, sel.Count - start)));
+        return parts.Count == 0 ? zeros(0, device: sel.Hidden.device) : cat(parts, 0);
+    }
+
     /// <summary>Loss sum of rows [start, start+len): fp32 logsumexp minus the target logit.</summary>
     static Tensor ChunkLoss(Selection sel, Tensor weight, long start, long len)
+    {
+        using var scope = NewDisposeScope();
+        return ChunkTokenLoss(sel, weight, start, len).sum().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Per-token (weighted) losses of rows [start, start+len) [len], fp32.</summary>
+    static Tensor ChunkTokenLoss(Selection sel, Tensor weight, long start, long len)
     {
         using var scope = NewDisposeScope();
         var h = sel.Hidden.narrow(0, start, len);                    // [c,h]
@@ -109,6 +136,6 @@ public static class ChunkedCrossEntropy
         var logits = nn.functional.linear(h.to(weight.dtype), weight).to(ScalarType.Float32);   // [c,V]
         var tokenLoss = logits.logsumexp(1).sub(logits.gather(1, t.unsqueeze(1)).squeeze(1));   // [c]
         if (sel.Weights is not null) tokenLoss = tokenLoss.mul(sel.Weights.narrow(0, start, len));
-        return tokenLoss.sum().MoveToOuterDisposeScope();
+        return tokenLoss.MoveToOuterDisposeScope();
     }
 }
