@@ -11,9 +11,11 @@ namespace Qwen35.Training.Checkpointing;
 /// <item><c>adapter/</c>: the LoRA adapter in PEFT format (usable on its own);</item>
 /// <item><c>trainable.safetensors</c>: the trainable parameters under their model names (exact fp32, what resume loads);</item>
 /// <item><c>optimizer.safetensors</c>: AdamW <c>NAME.exp_avg</c>, <c>NAME.exp_avg_sq</c>, <c>NAME.step</c> per parameter;</item>
-/// <item><c>rng_state.safetensors</c>: the CPU generator state;</item>
-/// <item><c>trainer_state.json</c>: step, scheduler step, data position, recipe hash (<see cref="TrainerState"/>).</item>
+/// <item><c>trainer_state.json</c>: step, scheduler step, data position, seed, RNG scheme, recipe hash (<see cref="TrainerState"/>).</item>
 /// </list>
+/// The random state needs no tensor: every micro-batch reseeds the generators from (seed, step, micro-batch), so
+/// seed + step ARE the RNG state. (Restoring a saved libtorch CPU generator state was also tried: set_rng_state
+/// aborted the process with "Invalid mt19937 state" on a state taken right after manual_seed.)
 /// A checkpoint is written into a hidden temporary folder and renamed into place, so a crash mid-write never leaves a
 /// half checkpoint that <c>--resume latest</c> would pick up.
 /// </summary>
@@ -39,7 +41,6 @@ public sealed class CheckpointStore(string outputDir, int keepLast)
                 SafeTensorsWriter.Write(Path.Combine(tmp, "trainable.safetensors"),
                     trainable.Select(p => (p.Name, p.Param.detach().cpu())));
                 SafeTensorsWriter.Write(Path.Combine(tmp, "optimizer.safetensors"), OptimizerTensors(trainable, optimizer));
-                SafeTensorsWriter.Write(Path.Combine(tmp, "rng_state.safetensors"), [("cpu", torch.random.get_rng_state())]);
             }
             File.WriteAllText(Path.Combine(tmp, "trainer_state.json"), state.ToJson());
             if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
@@ -70,7 +71,7 @@ public sealed class CheckpointStore(string outputDir, int keepLast)
         return resume;
     }
 
-    /// <summary>Restores trainable parameters, AdamW state and RNG state in place; returns the trainer state.</summary>
+    /// <summary>Restores trainable parameters and AdamW state in place; returns the trainer state.</summary>
     public static TrainerState Load(string dir, IReadOnlyList<(string Name, Parameter Param)> trainable, AdamW optimizer)
     {
         var state = TrainerState.Load(Path.Combine(dir, "trainer_state.json"));
@@ -90,8 +91,6 @@ public sealed class CheckpointStore(string outputDir, int keepLast)
                 s.exp_avg_sq.copy_(Require(opt, name + ".exp_avg_sq", p));
                 s.step = Require(opt, name + ".step", null).ToInt64();
             }
-            using var rng = SafeTensorsFile.Open(Path.Combine(dir, "rng_state.safetensors"));
-            torch.random.set_rng_state(rng.Load("cpu"));
         }
         return state;
     }

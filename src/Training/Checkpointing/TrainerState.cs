@@ -21,6 +21,9 @@ public sealed record TrainerState
     [JsonPropertyName("skipped_nonfinite")] public int SkippedNonfinite { get; init; }
     [JsonPropertyName("elapsed_s")] public double ElapsedSeconds { get; init; }
     [JsonPropertyName("seed")] public long Seed { get; init; }
+    /// <summary>How random numbers are drawn: reseeded per micro-batch from (seed, step, index), so (seed, step) is the
+    /// complete RNG state and nothing else needs saving.</summary>
+    [JsonPropertyName("rng")] public string Rng { get; init; } = "reseed-per-micro-batch(seed, step, micro_batch)";
     /// <summary>Hash of the trajectory-relevant recipe (RecipeLoader.Hash); a mismatch on resume is warned about.</summary>
     [JsonPropertyName("recipe_hash")] public string RecipeHash { get; init; } = "";
     [JsonPropertyName("last_loss")] public double? LastLoss { get; init; }

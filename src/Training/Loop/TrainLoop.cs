@@ -197,8 +197,16 @@ public sealed class TrainLoop(
             foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
             optimizer.step();
         }
-        optimizer.zero_grad();
+        ZeroGrads(parameters);
         return (loss, gradNorm, skipped);
+    }
+
+    /// <summary>Zeroes gradients in place. (AdamW.zero_grad leaves one tensor wrapper per parameter alive per call,
+    /// which the flat-memory test catches; a dispose scope around our own loop releases them.)</summary>
+    static void ZeroGrads(List<Parameter> parameters)
+    {
+        using var scope = NewDisposeScope();
+        foreach (var p in parameters) p.grad?.zero_();
     }
 
     /// <summary>Token-mean loss over the evaluation batches, overall and per category (no gradients, no dropout).</summary>

@@ -26,7 +26,12 @@ public sealed record MetricsRecord
 /// </summary>
 public sealed class MetricsWriter : IDisposable
 {
-    static readonly JsonSerializerOptions Json = new() { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+    // A diverged run can produce NaN eval losses; write them as "NaN" rather than failing to log.
+    static readonly JsonSerializerOptions Json = new()
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
     readonly StreamWriter _writer;
     public string Path { get; }
     public List<MetricsRecord> History { get; } = [];
@@ -55,7 +60,7 @@ public sealed class MetricsWriter : IDisposable
     }
 
     public static List<MetricsRecord> Read(string path) =>
-        File.ReadLines(path).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<MetricsRecord>(l)!).ToList();
+        File.ReadLines(path).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<MetricsRecord>(l, Json)!).ToList();
 
     public void Dispose() => _writer.Dispose();
 }
