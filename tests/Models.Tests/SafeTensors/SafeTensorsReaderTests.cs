@@ -103,4 +103,19 @@ public class SafeTensorsReaderTests
         using (var loaded = file.Load("w")) parameter.copy_(loaded);
         Assert.That(parameter.to(ScalarType.Float32).data<float>().ToArray(), Is.EqualTo(new[] { 0.25f, -1.5f, 3f, 96f }));
     }
+
+    [Test]
+    public void MappingSurvivesTheCallersDisposeScope()
+    {
+        // The first Load creates the dtype's mapping inside the caller's scope; it must belong to the file, not the
+        // scope, or the next Load (after the scope ends) would use a freed tensor.
+        using var file = SafeTensorsFile.Open(GoldenModel);
+        float first;
+        using (NewDisposeScope())
+            first = file.Load("model.language_model.norm.weight")[0].item<float>();
+        using var again = file.Load("model.language_model.norm.weight");
+        using var other = file.Load("lm_head.weight");
+        Assert.That(again[0].item<float>(), Is.EqualTo(first));
+        Assert.That(other.shape, Is.EqualTo(new long[] { 512, 64 }));
+    }
 }
