@@ -10,5 +10,7 @@ static class CommandRegistry
         // Add one line per verb; each verb is built in its own file.
         yield return InspectCommand.Build();
         yield return LoraCommands.Build();
+        yield return DataCommands.Build();
+        yield return TokenizeCommand.Build();
     }
 }
