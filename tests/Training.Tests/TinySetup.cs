@@ -58,11 +58,11 @@ static class TinySetup
     /// <summary>A fixed list of micro-batches per epoch, reordered per epoch by a seeded permutation.</summary>
     public sealed class ListSource(IReadOnlyList<MicroBatch> batches, long seed) : IMicroBatchSource
     {
-        public int MicroBatchesPerEpoch => batches.Count;
-        public IReadOnlyList<MicroBatch> Epoch(int epoch)
+        public int Count(int epoch) => batches.Count;
+        public MicroBatch Get(int epoch, int index)
         {
             var rng = new Random((int)(seed * 31 + epoch));
-            return batches.OrderBy(_ => rng.Next()).ToList();
+            return batches.OrderBy(_ => rng.Next()).ElementAt(index);
         }
     }
 

@@ -28,11 +28,17 @@ public sealed record TrainLoopOptions
     public string RecipeHash { get; init; } = "";
 }
 
-/// <summary>The training data as the loop reads it: a fixed list of micro-batches per epoch (order seeded by epoch).</summary>
+/// <summary>
+/// The training data as the loop reads it: per epoch a deterministic sequence of micro-batches (its order derived from
+/// the seed and the epoch number only, so a resumed run finds the same batch at the same position).
+/// </summary>
 public interface IMicroBatchSource
 {
-    int MicroBatchesPerEpoch { get; }
-    IReadOnlyList<MicroBatch> Epoch(int epoch);
+    /// <summary>Micro-batches in epoch <paramref name="epoch"/> (packing can make epochs differ slightly).</summary>
+    int Count(int epoch);
+
+    /// <summary>Micro-batch <paramref name="index"/> of epoch <paramref name="epoch"/>.</summary>
+    MicroBatch Get(int epoch, int index);
 }
 
 /// <summary>Evaluation result: token-mean loss overall and per category.</summary>
@@ -63,9 +69,16 @@ public sealed class TrainLoop(
     /// <summary>Called after every optimizer step (e.g. to advance a progress bar).</summary>
     public Action<StepReport>? OnStep { get; set; }
 
-    /// <summary>Steps per epoch: the micro-batches of an epoch grouped by grad_accum (a partial last group is dropped).</summary>
+    /// <summary>Steps per epoch: the micro-batches of an epoch grouped by grad_accum (a partial last group is dropped;
+    /// an epoch smaller than grad_accum makes one step of all its micro-batches).</summary>
     public static int StepsPerEpoch(int microBatches, int gradAccum) =>
-        microBatches == 0 ? 0 : Math.Max(1, microBatches / Math.Min(gradAccum, microBatches));
+        microBatches == 0 ? 0 : microBatches / GroupSize(microBatches, gradAccum);
+
+    static int GroupSize(int microBatches, int gradAccum) => Math.Max(1, Math.Min(gradAccum, microBatches));
+
+    /// <summary>Optimizer steps of <paramref name="epochs"/> full passes.</summary>
+    public static int StepsFor(IMicroBatchSource data, int epochs, int gradAccum) =>
+        Enumerable.Range(0, epochs).Sum(e => StepsPerEpoch(data.Count(e), gradAccum));
 
     /// <summary>
     /// Trains from <paramref name="resumeFrom"/> (or from scratch) until TotalSteps, or until
@@ -78,12 +91,8 @@ public sealed class TrainLoop(
         var state = resumeFrom ?? new TrainerState { Seed = options.Seed, RecipeHash = options.RecipeHash };
         using var metrics = new MetricsWriter(Path.Combine(options.OutputDir, "metrics.jsonl"), resumeFrom?.Step);
         var clock = Stopwatch.StartNew();
-        var groupSize = Math.Min(options.GradAccum, data.MicroBatchesPerEpoch);
-        var stepsPerEpoch = StepsPerEpoch(data.MicroBatchesPerEpoch, options.GradAccum);
-        if (stepsPerEpoch == 0) throw new InvalidOperationException("no training micro-batches");
+        if (data.Count(0) == 0) throw new InvalidOperationException("no training micro-batches");
         var parameters = trainable.Select(p => p.Param).ToList();
-        IReadOnlyList<MicroBatch>? epochBatches = null;
-        var epochLoaded = -1;
         long windowTokens = 0;
         var windowClock = Stopwatch.StartNew();
         EvalResult? lastEval = null;
@@ -94,17 +103,15 @@ public sealed class TrainLoop(
             // no full group left (its order is re-derived from the epoch number, so resume needs only the position).
             var epoch = state.Epoch;
             var pos = state.MicroBatchInEpoch;
-            if (pos / groupSize >= stepsPerEpoch)
+            var groupSize = GroupSize(data.Count(epoch), options.GradAccum);
+            if (pos / groupSize >= StepsPerEpoch(data.Count(epoch), options.GradAccum))
             {
                 epoch++;
                 pos = 0;
+                groupSize = GroupSize(data.Count(epoch), options.GradAccum);
             }
-            if (epochLoaded != epoch)
-            {
-                epochBatches = data.Epoch(epoch);
-                epochLoaded = epoch;
-            }
-            var group = epochBatches!.Skip(pos).Take(groupSize).ToList();
+            var stepsPerEpoch = StepsPerEpoch(data.Count(epoch), options.GradAccum);
+            var group = Enumerable.Range(pos, groupSize).Select(i => data.Get(epoch, i)).ToList();
 
             var (loss, gradNorm, skipped) = Step(state.Step, group, parameters, device);
             var targets = group.Sum(b => b.TargetCount);

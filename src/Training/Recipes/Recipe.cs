@@ -39,6 +39,9 @@ public sealed record Recipe
     /// <summary>Log a metrics line every N optimizer steps.</summary>
     public int LogEvery { get; init; } = 1;
 
+    /// <summary>libtorch intra-op threads on CPU (0 = libtorch's default, one per core).</summary>
+    public int CpuThreads { get; init; }
+
     /// <summary>Where the adapter, metrics, logs and checkpoints go.</summary>
     public string OutputDir { get; init; } = "runs/latest";
 }
@@ -80,7 +83,8 @@ public sealed record DataSection
     /// <summary>Fraction of the training conversations held out for evaluation when <see cref="Eval"/> is null.</summary>
     public double EvalSplit { get; init; } = 0.1;
 
-    /// <summary>Row format: <c>auto</c>, or a converter name understood by the dataset reader.</summary>
+    /// <summary>Row format: <c>auto</c> (detected per row), <c>messages</c>, <c>share_gpt</c>, <c>prompt_completion</c>,
+    /// <c>text_output</c>, <c>alpaca</c>, <c>prefix_text</c>, <c>question_answer_turns</c>.</summary>
     public string Format { get; init; } = "auto";
 
     /// <summary>Longest example in tokens.</summary>
@@ -95,13 +99,21 @@ public sealed record DataSection
     /// <summary>Row length in tokens when packing; null = <see cref="MaxLength"/>.</summary>
     public int? PackLength { get; init; }
 
-    /// <summary>Train on the assistant's &lt;think&gt; block as well as the answer.</summary>
-    public bool TrainThinkBlock { get; init; } = true;
+    /// <summary>Also train the assistant's &lt;think&gt;…&lt;/think&gt; block (false: training starts at the answer).</summary>
+    public bool TrainThinkBlock { get; init; }
 
-    /// <summary>Which turns are trained: <c>assistant</c> (all assistant turns), <c>last</c> (final assistant turn) or <c>all</c>.</summary>
-    public string TrainOn { get; init; } = "assistant";
+    /// <summary>Which assistant turns are trained: <c>all</c> or <c>last</c> (a message's own train flag wins).</summary>
+    public string AssistantTurns { get; init; } = "all";
 
-    /// <summary>Loss weight per category (missing categories weigh 1).</summary>
+    /// <summary>A token straddling trained/untrained text is trained if <c>within</c> (all its characters are
+    /// trained) or <c>overlap</c> (any is).</summary>
+    public string SeamRule { get; init; } = "within";
+
+    /// <summary>DeRTa RTO spans target the first token of this string.</summary>
+    public string RtoRefusal { get; init; } = "申し訳ありません";
+
+    /// <summary>Loss weight per category: each trained token's loss is multiplied by its category's weight and the
+    /// step is normalised by the summed weights (missing categories weigh 1; 0 = context only).</summary>
     public Dictionary<string, double>? CategoryWeights { get; init; }
 
     /// <summary><c>fail</c> (stop at the first bad row) or <c>skip</c> (log it and go on).</summary>

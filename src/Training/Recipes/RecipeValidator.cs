@@ -3,6 +3,14 @@ namespace Qwen35.Training.Recipes;
 /// <summary>Value checks that YAML typing cannot express: ranges, allowed words, required keys.</summary>
 public static class RecipeValidator
 {
+    /// <summary>data.format values: the dataset reader's RowFormat names in snake_case.</summary>
+    public static readonly string[] FormatNames =
+        Enum.GetNames<Qwen35.Data.RowFormat>().Select(n => YamlDotNet.Serialization.NamingConventions.UnderscoredNamingConvention.Instance.Apply(n)).ToArray();
+
+    /// <summary>The RowFormat named by a data.format value.</summary>
+    public static Qwen35.Data.RowFormat ParseFormat(string name) =>
+        Enum.GetValues<Qwen35.Data.RowFormat>().First(f => YamlDotNet.Serialization.NamingConventions.UnderscoredNamingConvention.Instance.Apply(f.ToString()) == name);
+
     /// <summary>Every problem as (key path, message); empty when the recipe is usable.</summary>
     public static IEnumerable<(string Key, string Message)> Validate(Recipe r)
     {
@@ -23,6 +31,7 @@ public static class RecipeValidator
         Check(r.KeepLast >= 1, "keep_last", "must be >= 1");
         Check(r.LogEvery >= 1, "log_every", "must be >= 1");
         Check(!string.IsNullOrWhiteSpace(r.OutputDir), "output_dir", "must not be empty");
+        Check(r.CpuThreads >= 0, "cpu_threads", "must be >= 0 (0 = libtorch default)");
 
         var l = r.Lora;
         Check(l.Rank >= 1, "lora.rank", "must be >= 1");
@@ -41,7 +50,9 @@ public static class RecipeValidator
         Check(!(d.PackLength < d.MaxLength && d.Packing), "data.pack_length", "must be >= data.max_length so every example fits in a row");
         problems.AddRange(OneOf("data.truncation", d.Truncation, "truncate", "drop"));
         problems.AddRange(OneOf("data.on_bad_row", d.OnBadRow, "fail", "skip"));
-        problems.AddRange(OneOf("data.train_on", d.TrainOn, "assistant", "last", "all"));
+        problems.AddRange(OneOf("data.assistant_turns", d.AssistantTurns, "all", "last"));
+        problems.AddRange(OneOf("data.seam_rule", d.SeamRule, "within", "overlap"));
+        problems.AddRange(OneOf("data.format", d.Format, FormatNames));
         Check(d.CategoryWeights?.Values.All(w => w >= 0 && double.IsFinite(w)) ?? true, "data.category_weights", "weights must be finite and >= 0");
 
         var s = r.Schedule;
