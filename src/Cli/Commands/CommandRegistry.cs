@@ -8,6 +8,8 @@ static class CommandRegistry
     public static IEnumerable<Command> All()
     {
         // Add one line per verb; each verb is built in its own file.
+        yield return InspectCommand.Build();
+        yield return LoraCommands.Build();
         yield return DataCommands.Build();
         yield return TokenizeCommand.Build();
     }

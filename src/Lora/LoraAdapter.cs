@@ -1,0 +1,78 @@
+using Qwen35.Models.Modules;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Qwen35.Lora;
+
+/// <summary>
+/// The LoRA branch of one projection: y = base + s·B(A(dropout(x))), with A = <c>lora_A.weight</c> [r, in] and
+/// B = <c>lora_B.weight</c> [out, r] (PEFT's <c>Linear.forward</c>). The adapter is kept in fp32 while the frozen base
+/// may be bf16: x is cast to the adapter dtype for the branch and the delta is cast back to the base output dtype, so
+/// the frozen matmul itself is never upcast (TorchSharp has no autocast; mixed-dtype matmuls throw).
+/// </summary>
+public sealed class LoraAdapter : IProjectionAdapter
+{
+    /// <summary>Full module name of the adapted projection, e.g. <c>model.language_model.layers.3.self_attn.q_proj</c>.</summary>
+    public string ModuleName { get; }
+
+    /// <summary>The adapted projection (its <c>weight</c> is what merging changes).</summary>
+    public Projection Target { get; }
+
+    public LoraWeight LoraA { get; }
+    public LoraWeight LoraB { get; }
+
+    public int Rank { get; }
+    public double Alpha { get; }
+    public double Scaling { get; }
+    public double Dropout { get; }
+
+    // Cached: an implicit double->Scalar conversion allocates a native object per call that only the finalizer frees.
+    readonly Scalar _scale;
+
+    /// <summary>True while s·B·A is folded into the base weight; the branch then adds nothing.</summary>
+    public bool Merged { get; internal set; }
+
+    public IReadOnlyList<(string Name, nn.Module Module)> Children => [("lora_A", LoraA), ("lora_B", LoraB)];
+
+    /// <summary>Creates an adapter with the given (already initialised) A [r, in] and B [out, r]; takes ownership.</summary>
+    public LoraAdapter(string moduleName, Projection target, Tensor a, Tensor b, double alpha, double scaling, double dropout)
+    {
+        if (a.dim() != 2 || b.dim() != 2 || a.shape[1] != target.InFeatures || b.shape[0] != target.OutFeatures || b.shape[1] != a.shape[0])
+            throw new ArgumentException(
+                $"{moduleName}: LoRA shapes A [{string.Join(",", a.shape)}] / B [{string.Join(",", b.shape)}] do not fit a projection " +
+                $"{target.InFeatures} -> {target.OutFeatures} (need A [r,{target.InFeatures}], B [{target.OutFeatures},r])");
+        ModuleName = moduleName;
+        Target = target;
+        Rank = (int)a.shape[0];
+        Alpha = alpha;
+        Scaling = scaling;
+        _scale = scaling.ToScalar();
+        Dropout = dropout;
+        LoraA = new LoraWeight(a);
+        LoraB = new LoraWeight(b);
+    }
+
+    public Tensor Apply(Tensor input, Tensor baseOutput)
+    {
+        if (Merged) return baseOutput;
+        var dtype = LoraA.weight.dtype;
+        var x = input.dtype == dtype ? input : input.to(dtype);
+        // Dropout follows the module's training flag, which model.train()/eval() propagates to the children.
+        if (Dropout > 0 && LoraA.training) x = nn.functional.dropout(x, Dropout, training: true);
+        // Scale the narrow [.., r] intermediate rather than the [.., out] result: same math, r/out of the work.
+        var delta = nn.functional.linear(nn.functional.linear(x, LoraA.weight).mul(_scale), LoraB.weight);
+        if (delta.dtype != baseOutput.dtype) delta = delta.to(baseOutput.dtype);
+        return baseOutput.add(delta);
+    }
+
+    /// <summary>s·B·A [out, in] in fp32 (the weight delta merging adds).</summary>
+    public Tensor DeltaWeight()
+    {
+        using var scope = NewDisposeScope();
+        return LoraB.weight.detach().to(ScalarType.Float32).matmul(LoraA.weight.detach().to(ScalarType.Float32))
+            .mul(Scaling).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Trainable parameters of this adapter: r·(in + out).</summary>
+    public long ParameterCount => LoraA.weight.numel() + LoraB.weight.numel();
+}

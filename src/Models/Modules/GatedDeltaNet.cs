@@ -1,0 +1,90 @@
+using Qwen35.Models.Config;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Qwen35.Models.Modules;
+
+/// <summary>
+/// Gated DeltaNet linear attention (HF <c>Qwen3_5GatedDeltaNet</c>, doc §6): in_proj_qkv → depthwise causal conv over
+/// [q|k|v] jointly → SiLU → split; β = sigmoid(b); g = −exp(A_log)·softplus(a + dt_bias) in fp32; gated delta rule
+/// (fp32, l2-norm and 1/√dk inside the kernel); per-head gated RMSNorm with silu(z); out_proj.
+/// A_log, dt_bias and norm.weight are fp32 parameters whatever the model dtype (doc §2.2).
+/// </summary>
+public sealed class GatedDeltaNet : nn.Module<Tensor, LayerContext, Tensor>
+{
+    public Projection in_proj_qkv;
+    public Projection in_proj_z;
+    public Projection in_proj_b;
+    public Projection in_proj_a;
+    public DepthwiseConv1d conv1d;
+    public Parameter dt_bias;
+    public Parameter A_log;
+    public RmsNormGated norm;
+    public Projection out_proj;
+
+    readonly int layerIndex, kHeads, vHeads, dk, dv;
+
+    /// <summary>Chunk length of the chunked delta rule (HF uses 64).</summary>
+    public const int ChunkSize = 64;
+
+    public GatedDeltaNet(Qwen35TextConfig c, int layerIndex, ScalarType dtype, Device? device) : base(nameof(GatedDeltaNet))
+    {
+        this.layerIndex = layerIndex;
+        kHeads = c.LinearNumKeyHeads;
+        vHeads = c.LinearNumValueHeads;
+        dk = c.LinearKeyHeadDim;
+        dv = c.LinearValueHeadDim;
+        in_proj_qkv = new Projection(c.HiddenSize, c.LinearConvDim, dtype, device);
+        in_proj_z = new Projection(c.HiddenSize, c.LinearValueDim, dtype, device);
+        in_proj_b = new Projection(c.HiddenSize, vHeads, dtype, device);
+        in_proj_a = new Projection(c.HiddenSize, vHeads, dtype, device);
+        conv1d = new DepthwiseConv1d(c.LinearConvDim, c.LinearConvKernelDim, dtype, device);
+        dt_bias = new Parameter(ones(vHeads, dtype: ScalarType.Float32, device: device), requires_grad: false);
+        A_log = new Parameter(zeros(vHeads, dtype: ScalarType.Float32, device: device), requires_grad: false);
+        norm = new RmsNormGated(dv, c.RmsNormEps, device);
+        out_proj = new Projection(c.LinearValueDim, c.HiddenSize, dtype, device);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x, LayerContext ctx)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], t = x.shape[1];
+        // Pad tokens become zero vectors before the projections (HF apply_mask_to_padding_states): left padding is
+        // then exact, right padding exact for the real tokens.
+        if (ctx.LinearInputMask is { } m) x = x * m.unsqueeze(-1);
+
+        var cache = ctx.Cache;
+        var hasState = cache?.HasLinearState(layerIndex) == true;
+        var mixed = in_proj_qkv.forward(x).transpose(1, 2);                               // [B, C, T] raw
+        var (convOut, newConvState) = CausalConv.Forward(mixed, conv1d.weight, ctx.DocumentStarts,
+            hasState ? cache!.ConvState(layerIndex) : null);
+        var qkv = nn.functional.silu(convOut).transpose(1, 2);                            // [B, T, C]
+
+        var keyDim = kHeads * dk;
+        var q = qkv.narrow(-1, 0, keyDim).reshape(b, t, kHeads, dk);
+        var k = qkv.narrow(-1, keyDim, keyDim).reshape(b, t, kHeads, dk);
+        var v = qkv.narrow(-1, 2 * keyDim, vHeads * dv).reshape(b, t, vHeads, dv);
+        // Grouped value heads: v head j reads k/q head j / (Hv/Hk) (repeat_interleave, sharp edge 9).
+        if (vHeads != kHeads)
+        {
+            q = q.repeat_interleave(vHeads / kHeads, dim: 2);
+            k = k.repeat_interleave(vHeads / kHeads, dim: 2);
+        }
+
+        var beta = sigmoid(in_proj_b.forward(x));
+        // fp32: in half precision exp(A_log) can overflow (HF comment; sharp edge 10).
+        var g = -A_log.exp() * nn.functional.softplus(in_proj_a.forward(x).to(ScalarType.Float32) + dt_bias);
+
+        var initial = hasState ? cache!.RecurrentState(layerIndex) : null;
+        var (core, finalState) = hasState && t == 1
+            ? GatedDeltaRule.Recurrent(q, k, v, g, beta, initial)
+            : GatedDeltaRule.Chunked(q, k, v, g, beta, initial, ChunkSize, ctx.DocumentStarts);
+        cache?.SetLinearStates(layerIndex, newConvState, finalState);
+
+        var z = in_proj_z.forward(x).reshape(b, t, vHeads, dv);
+        var normed = norm.forward(core, z).reshape(b, t, vHeads * dv);
+        return out_proj.forward(normed).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,226 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Qwen35.Models.Modules;
+
+/// <summary>
+/// The gated delta rule of Qwen3.5's linear-attention (Gated DeltaNet) layers, in two exact forms:
+/// <see cref="Chunked"/> (training and prefill: all intra-chunk work batched, a short sequential scan over chunks)
+/// and <see cref="Recurrent"/> (the step-by-step definition, used for one-token cached decode and as the reference).
+/// <para>
+/// Shapes (both forms): q, k [B,T,H,dk] already repeat-interleaved from the key heads to the H value heads by the
+/// caller; v [B,T,H,dv]; g (log-decay, ≤ 0) and beta [B,T,H]; initial/final state [B,H,dk,dv] fp32.
+/// As in Hugging Face with <c>use_qk_l2norm_in_kernel=True</c>, q and k are L2-normalised over dk here
+/// (x / sqrt(Σx² + 1e-6)) and q is scaled by dk^-½. All math is fp32; the output is cast to v's dtype.
+/// </para>
+/// <para>
+/// Packed rows: <c>documentStarts</c> (bool [B,T], true where a new document begins) resets the state to zero at
+/// each start, so every document sees only its own tokens. A flag at t = 0 is ignored: the first document of a
+/// row continues from <c>initialState</c> (zero when null), which therefore applies to the first document only.
+/// See docs/deltanet.md for the derivation.
+/// </para>
+/// </summary>
+public static class GatedDeltaRule
+{
+    const double L2Eps = 1e-6;
+
+    /// <summary>
+    /// Chunked gated delta rule (WY/UT form). T is right-padded with zeros to a multiple of
+    /// <paramref name="chunkSize"/>; zero k and β and g = 0 neither decay nor write the state, so the final state is
+    /// exact. Each chunk's output is a fresh tensor and the chunks are concatenated once, so the backward pass has no
+    /// slice-copy nodes.
+    /// </summary>
+    public static (Tensor Output, Tensor FinalState) Chunked(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta,
+        Tensor? initialState, int chunkSize = 64, Tensor? documentStarts = null)
+    {
+        if (chunkSize < 1) throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, "chunk size must be ≥ 1");
+        var (batch, length, heads, dk, dv) = Validate(q, k, v, g, beta, initialState, documentStarts);
+        var outDtype = v.dtype;
+
+        using var scope = NewDisposeScope();
+        var (qf, kf, vf, gf, bf) = Prepare(q, k, v, g, beta);   // [B,H,T,*] and [B,H,T], fp32, q/k normalised
+
+        long C = chunkSize;
+        long pad = (C - length % C) % C;
+        if (pad > 0)
+        {
+            qf = nn.functional.pad(qf, [0, 0, 0, pad]);
+            kf = nn.functional.pad(kf, [0, 0, 0, pad]);
+            vf = nn.functional.pad(vf, [0, 0, 0, pad]);
+            gf = nn.functional.pad(gf, [0, pad]);
+            bf = nn.functional.pad(bf, [0, pad]);
+        }
+        long chunks = (length + pad) / C;
+
+        var q5 = qf.reshape(batch, heads, chunks, C, dk);
+        var k5 = kf.reshape(batch, heads, chunks, C, dk);
+        var v5 = vf.reshape(batch, heads, chunks, C, dv);
+        var beta4 = bf.reshape(batch, heads, chunks, C);
+        // γ_i: log of the decay accumulated from the chunk start through position i.
+        var gamma = gf.reshape(batch, heads, chunks, C).cumsum(-1);
+
+        // Which (i, j) pairs of a chunk interact: j ≤ i, and (when packed) i and j in the same document.
+        // carry_i = 1 while no document has started in the chunk at or before i: only those rows see the state
+        // carried in from the previous chunk. lastSame_j = 1 when j is in the chunk's last document: only those
+        // tokens are written into the state handed to the next chunk.
+        var allowed = ones(C, C, ScalarType.Bool, q.device).tril();
+        Tensor? carry = null, lastSame = null;
+        if (documentStarts is not null)
+        {
+            var local = ChunkLocalDocumentIndex(documentStarts, length, pad, chunks, C);   // [B,N,C] int64
+            allowed = allowed.logical_and(local.unsqueeze(-1).eq(local.unsqueeze(-2))).unsqueeze(1);   // [B,1,N,C,C]
+            carry = local.eq(0).to(ScalarType.Float32).unsqueeze(1);                                       // [B,1,N,C]
+            lastSame = local.eq(local.narrow(-1, C - 1, 1)).to(ScalarType.Float32).unsqueeze(1);           // [B,1,N,C]
+        }
+
+        // D_ij = exp(γ_i − γ_j) for allowed pairs, else 0. Masking to −inf before exp (rather than multiplying by a
+        // 0/1 mask afterwards) keeps exp from overflowing for j > i and keeps its gradient finite (exp(−inf) = 0).
+        var decay = (gamma.unsqueeze(-1) - gamma.unsqueeze(-2)).masked_fill(allowed.logical_not(), double.NegativeInfinity).exp();
+
+        var kBeta = k5 * beta4.unsqueeze(-1);
+        var vBeta = v5 * beta4.unsqueeze(-1);
+        var kT = k5.transpose(-1, -2);
+        // Strictly lower part of the UT system: L_ij = β_i (k_i·k_j) D_ij. The diagonal is also filled but the
+        // unit-triangular solve ignores it, so the system matrix is exactly I + L.
+        var system = kBeta.matmul(kT) * decay;
+        var scores = q5.matmul(kT) * decay;   // P_ij = (q_i·k_j) D_ij, diagonal included
+
+        // exp(γ_i), zeroed on rows that must not read the carried state (after a reset in this chunk).
+        var stateDecay = gamma.exp();
+        if (carry is not null) stateDecay = stateDecay * carry;
+
+        var newValues = linalg.solve_triangular(system, vBeta, upper: false, left: true, unitriangular: true);
+        var kCumDecay = linalg.solve_triangular(system, kBeta * stateDecay.unsqueeze(-1), upper: false, left: true, unitriangular: true);
+
+        var qDecayed = q5 * stateDecay.unsqueeze(-1);
+        // Keys as written into the end-of-chunk state: decayed from their position to the chunk end.
+        var keyToEnd = (gamma.narrow(-1, C - 1, 1) - gamma).exp();
+        if (lastSame is not null) keyToEnd = keyToEnd * lastSame;
+        var kWriteT = (k5 * keyToEnd.unsqueeze(-1)).transpose(-1, -2);
+        var chunkDecay = stateDecay.narrow(-1, C - 1, 1).unsqueeze(-1);   // [B,H,N,1,1]: exp(γ_last)·carry_last
+
+        // Sequential scan over chunks. unbind yields views whose backward is a single stack, not per-slice copies.
+        var us = newValues.unbind(2);
+        var ws = kCumDecay.unbind(2);
+        var qs = qDecayed.unbind(2);
+        var ps = scores.unbind(2);
+        var kws = kWriteT.unbind(2);
+        var cds = chunkDecay.unbind(2);
+
+        var state = initialState is null
+            ? zeros(batch, heads, dk, dv, ScalarType.Float32, q.device)
+            : initialState.to(ScalarType.Float32);
+        var outputs = new List<Tensor>((int)chunks);
+        for (int n = 0; n < chunks; n++)
+        {
+            var vNew = us[n] - ws[n].matmul(state);               // u − W S: the part the old state does not predict
+            outputs.Add(qs[n].matmul(state) + ps[n].matmul(vNew));
+            state = state * cds[n] + kws[n].matmul(vNew);
+        }
+
+        var output = cat(outputs, 2)                                // [B,H,Tpad,dv]
+            .narrow(2, 0, length)
+            .transpose(1, 2)
+            .to(outDtype)
+            .contiguous();
+        return (output.MoveToOuterDisposeScope(), state.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// Step-by-step gated delta rule, per token: S ← exp(g_t)·S; m = Sᵀk_t; δ = β_t(v_t − m); S ← S + k_t δᵀ;
+    /// o_t = Sᵀq_t (the output reads the state after the write). With <paramref name="documentStarts"/> the state is
+    /// zeroed before each start (t &gt; 0). The per-token loop makes this the decode/reference path, not a training path.
+    /// </summary>
+    public static (Tensor Output, Tensor FinalState) Recurrent(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta,
+        Tensor? initialState, int chunkSize = 64, Tensor? documentStarts = null)
+    {
+        _ = chunkSize;   // accepted so both forms share one signature; the recurrence has no chunks
+        var (batch, length, heads, dk, dv) = Validate(q, k, v, g, beta, initialState, documentStarts);
+        var outDtype = v.dtype;
+
+        using var scope = NewDisposeScope();
+        var (qf, kf, vf, gf, bf) = Prepare(q, k, v, g, beta);
+        var qs = qf.unbind(2);
+        var ks = kf.unbind(2);
+        var vs = vf.unbind(2);
+        var decays = gf.exp().unsqueeze(-1).unsqueeze(-1).unbind(2);   // each [B,H,1,1]
+        var betas = bf.unsqueeze(-1).unbind(2);                          // each [B,H,1]
+        Tensor[]? keeps = null;
+        if (documentStarts is not null)
+            keeps = ResetsIgnoringFirst(documentStarts).logical_not().to(ScalarType.Float32)
+                .reshape(batch, 1, length, 1, 1).unbind(2);               // each [B,1,1,1]
+
+        var state = initialState is null
+            ? zeros(batch, heads, dk, dv, ScalarType.Float32, q.device)
+            : initialState.to(ScalarType.Float32);
+        var outputs = new List<Tensor>((int)length);
+        for (int t = 0; t < length; t++)
+        {
+            if (keeps is not null) state = state * keeps[t];
+            state = state * decays[t];
+            var memory = ks[t].unsqueeze(-2).matmul(state).squeeze(-2);        // Sᵀk  [B,H,dv]
+            var delta = (vs[t] - memory) * betas[t];
+            state = state + ks[t].unsqueeze(-1) * delta.unsqueeze(-2);
+            outputs.Add(qs[t].unsqueeze(-2).matmul(state).squeeze(-2));         // Sᵀq  [B,H,dv]
+        }
+
+        var output = stack(outputs, 1).to(outDtype).contiguous();              // [B,T,H,dv]
+        return (output.MoveToOuterDisposeScope(), state.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>fp32, [B,H,T,*] layout, L2-normalised q and k, q scaled by dk^-½.</summary>
+    static (Tensor Q, Tensor K, Tensor V, Tensor G, Tensor Beta) Prepare(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta)
+    {
+        var qf = L2Normalize(q.to(ScalarType.Float32).transpose(1, 2));
+        var kf = L2Normalize(k.to(ScalarType.Float32).transpose(1, 2));
+        qf = qf * Math.Pow(q.shape[3], -0.5);
+        var vf = v.to(ScalarType.Float32).transpose(1, 2);
+        var gf = g.to(ScalarType.Float32).transpose(1, 2);
+        var bf = beta.to(ScalarType.Float32).transpose(1, 2);
+        return (qf, kf, vf, gf, bf);
+    }
+
+    // Eps inside the sqrt, exactly like FLA / HF's l2norm.
+    static Tensor L2Normalize(Tensor x) => x * (x * x).sum(-1, keepdim: true).add(L2Eps).rsqrt();
+
+    /// <summary>Bool [B,T]: the document starts that reset the state, i.e. the given flags with t = 0 cleared.</summary>
+    internal static Tensor ResetsIgnoringFirst(Tensor documentStarts)
+    {
+        var starts = documentStarts.dtype == ScalarType.Bool ? documentStarts : documentStarts.ne(0);
+        var notFirst = arange(starts.shape[1], device: starts.device).gt(0).unsqueeze(0);
+        return starts.logical_and(notFirst);
+    }
+
+    /// <summary>
+    /// For each chunk position, how many document starts occurred in the chunk at or before it (int64 [B,N,C]).
+    /// Two positions of a chunk are in the same document exactly when these counts are equal, and a position
+    /// still belongs to the document carried in from the previous chunk exactly when its count is 0.
+    /// </summary>
+    static Tensor ChunkLocalDocumentIndex(Tensor documentStarts, long length, long pad, long chunks, long chunkSize)
+    {
+        var resets = ResetsIgnoringFirst(documentStarts).to(ScalarType.Int64);
+        if (pad > 0) resets = nn.functional.pad(resets, [0, pad]);   // padding continues the last document
+        return resets.reshape(resets.shape[0], chunks, chunkSize).cumsum(-1);
+    }
+
+    static (long B, long T, long H, long Dk, long Dv) Validate(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta,
+        Tensor? initialState, Tensor? documentStarts)
+    {
+        if (q.dim() != 4) throw new ArgumentException($"q must be [B,T,H,dk], got [{string.Join(",", q.shape)}]", nameof(q));
+        long b = q.shape[0], t = q.shape[1], h = q.shape[2], dk = q.shape[3];
+        if (t < 1) throw new ArgumentException("the sequence must hold at least one token", nameof(q));
+        if (!k.shape.SequenceEqual(q.shape))
+            throw new ArgumentException($"k must match q [{string.Join(",", q.shape)}] (repeat-interleave key heads to the value heads first), got [{string.Join(",", k.shape)}]", nameof(k));
+        if (v.dim() != 4 || v.shape[0] != b || v.shape[1] != t || v.shape[2] != h)
+            throw new ArgumentException($"v must be [{b},{t},{h},dv], got [{string.Join(",", v.shape)}]", nameof(v));
+        long[] bth = [b, t, h];
+        if (!g.shape.SequenceEqual(bth)) throw new ArgumentException($"g must be [{b},{t},{h}], got [{string.Join(",", g.shape)}]", nameof(g));
+        if (!beta.shape.SequenceEqual(bth)) throw new ArgumentException($"beta must be [{b},{t},{h}], got [{string.Join(",", beta.shape)}]", nameof(beta));
+        long dv = v.shape[3];
+        if (initialState is not null && !initialState.shape.SequenceEqual(new[] { b, h, dk, dv }))
+            throw new ArgumentException($"initialState must be [{b},{h},{dk},{dv}], got [{string.Join(",", initialState.shape)}]", nameof(initialState));
+        if (documentStarts is not null && !documentStarts.shape.SequenceEqual(new[] { b, t }))
+            throw new ArgumentException($"documentStarts must be [{b},{t}], got [{string.Join(",", documentStarts.shape)}]", nameof(documentStarts));
+        return (b, t, h, dk, dv);
+    }
+}

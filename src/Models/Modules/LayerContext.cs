@@ -1,0 +1,26 @@
+using Qwen35.Models.Generation;
+using static TorchSharp.torch;
+
+namespace Qwen35.Models.Modules;
+
+/// <summary>
+/// What every decoder layer of one forward shares, prepared once by <see cref="Qwen35TextModel"/> so that no layer
+/// builds masks or syncs with the host.
+/// </summary>
+/// <param name="Cos">RoPE cos table [B, 1, T, R] in the activation dtype.</param>
+/// <param name="Sin">RoPE sin table [B, 1, T, R].</param>
+/// <param name="AttentionMask">bool [B, 1, T, S] for SDPA (true = attend), or null when plain causal (or, for a
+/// single-token step, attend-to-everything) attention is exact.</param>
+/// <param name="IsCausal">With a null mask: use SDPA's causal flag (T &gt; 1, nothing cached).</param>
+/// <param name="LinearInputMask">[B, T] in the activation dtype: 1 real, 0 padding; the GDN zeroes pad inputs (HF's
+/// apply_mask_to_padding_states). Null when there is no padding to zero.</param>
+/// <param name="DocumentStarts">bool [B, T], true where a packed document starts (state and conv resets), or null.</param>
+/// <param name="Cache">decoding cache to read and update, or null.</param>
+public sealed record LayerContext(
+    Tensor Cos,
+    Tensor Sin,
+    Tensor? AttentionMask,
+    bool IsCausal,
+    Tensor? LinearInputMask,
+    Tensor? DocumentStarts,
+    ModelCache? Cache);

@@ -1,0 +1,66 @@
+using Qwen35.Models.Config;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Qwen35.Models.Modules;
+
+/// <summary>
+/// Gated full attention (HF <c>Qwen3_5Attention</c>, doc §5): q_proj emits per head [query_h | gate_h] (sharp edge 3),
+/// q_norm/k_norm per head before partial RoPE, GQA by repeat_interleave, SDPA (scale D^-0.5), then
+/// out ⊙ sigmoid(gate) before o_proj.
+/// </summary>
+public sealed class Qwen35Attention : nn.Module<Tensor, LayerContext, Tensor>
+{
+    public Projection q_proj;
+    public Projection k_proj;
+    public Projection v_proj;
+    public Projection o_proj;
+    public Qwen35RmsNorm q_norm;
+    public Qwen35RmsNorm k_norm;
+
+    readonly int layerIndex, heads, kvHeads, headDim;
+
+    public Qwen35Attention(Qwen35TextConfig c, int layerIndex, ScalarType dtype, Device? device) : base(nameof(Qwen35Attention))
+    {
+        this.layerIndex = layerIndex;
+        heads = c.NumAttentionHeads;
+        kvHeads = c.NumKeyValueHeads;
+        headDim = c.HeadDim;
+        q_proj = new Projection(c.HiddenSize, heads * headDim * 2, dtype, device);
+        k_proj = new Projection(c.HiddenSize, kvHeads * headDim, dtype, device);
+        v_proj = new Projection(c.HiddenSize, kvHeads * headDim, dtype, device);
+        o_proj = new Projection(heads * headDim, c.HiddenSize, dtype, device);
+        q_norm = new Qwen35RmsNorm(headDim, c.RmsNormEps, dtype, device);
+        k_norm = new Qwen35RmsNorm(headDim, c.RmsNormEps, dtype, device);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x, LayerContext ctx)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], t = x.shape[1];
+        // View as [B, T, H, 2D] and split each head's row block into query (first D) and gate (last D).
+        var qg = q_proj.forward(x).view(b, t, heads, 2 * headDim);
+        var q = qg.narrow(-1, 0, headDim);
+        var gate = qg.narrow(-1, headDim, headDim).reshape(b, t, heads * headDim);
+
+        q = q_norm.forward(q).transpose(1, 2);                                            // [B, H, T, D]
+        var k = k_norm.forward(k_proj.forward(x).view(b, t, kvHeads, headDim)).transpose(1, 2);
+        var v = v_proj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2);
+        q = Rotary.Apply(q, ctx.Cos, ctx.Sin);
+        k = Rotary.Apply(k, ctx.Cos, ctx.Sin);
+
+        if (ctx.Cache is { } cache) (k, v) = cache.AppendKeyValues(layerIndex, k, v);
+
+        // TorchSharp's SDPA has no GQA flag: repeat each KV head for its H/Hkv consecutive query heads.
+        var groups = heads / kvHeads;
+        var kr = groups == 1 ? k : k.repeat_interleave(groups, dim: 1);
+        var vr = groups == 1 ? v : v.repeat_interleave(groups, dim: 1);
+        var attn = ctx.AttentionMask is { } mask
+            ? nn.functional.scaled_dot_product_attention(q, kr, vr, mask)
+            : nn.functional.scaled_dot_product_attention(q, kr, vr, is_casual: ctx.IsCausal);
+
+        var o = attn.transpose(1, 2).reshape(b, t, heads * headDim) * sigmoid(gate);
+        return o_proj.forward(o).MoveToOuterDisposeScope();
+    }
+}

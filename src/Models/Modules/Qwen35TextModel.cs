@@ -1,0 +1,121 @@
+using Qwen35.Models.Config;
+using Qwen35.Models.Generation;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Qwen35.Models.Modules;
+
+/// <summary>
+/// The text decoder (HF <c>Qwen3_5TextModel</c>): embed_tokens, layers, norm. Prepares masks, positions and RoPE
+/// tables once per forward (<see cref="LayerContext"/>) and runs the layers.
+/// </summary>
+public sealed class Qwen35TextModel : nn.Module<ModelInputs, Tensor>
+{
+    public TokenEmbedding embed_tokens;
+    public ModuleList<Qwen35DecoderLayer> layers;
+    public Qwen35RmsNorm norm;
+
+    readonly Qwen35TextConfig config;
+
+    public Qwen35TextModel(Qwen35TextConfig c, ScalarType dtype, Device? device) : base(nameof(Qwen35TextModel))
+    {
+        config = c;
+        embed_tokens = new TokenEmbedding(c.VocabSize, c.HiddenSize, dtype, device);
+        layers = new ModuleList<Qwen35DecoderLayer>();
+        for (var i = 0; i < c.NumHiddenLayers; i++) layers.Add(new Qwen35DecoderLayer(c, i, dtype, device));
+        norm = new Qwen35RmsNorm(c.HiddenSize, c.RmsNormEps, dtype, device);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(ModelInputs inputs) => Forward(inputs, null);
+
+    /// <summary>Final-normed hidden states [B, T, h]. When <paramref name="hiddenStates"/> is given it receives the
+    /// embedding output and the residual stream after every layer (HF's output_hidden_states, before the final
+    /// norm), L+1 tensors owned by the caller's dispose scope.</summary>
+    public Tensor Forward(ModelInputs inputs, List<Tensor>? hiddenStates)
+    {
+        var ids = inputs.InputIds;
+        if (ids.dim() != 2) throw new ArgumentException($"InputIds must be [B, T], got [{string.Join(", ", ids.shape)}]");
+        long b = ids.shape[0], t = ids.shape[1];
+        var cache = inputs.Cache;
+        var past = cache?.SeenTokens ?? 0;
+        if (inputs.SequenceIds is not null && past > 0)
+            throw new ArgumentException("SequenceIds (packed rows) cannot be combined with a non-empty cache");
+
+        using var scope = NewDisposeScope();
+        var x = embed_tokens.forward(ids);
+        var dtype = x.dtype;
+        var fullMask = FullMask(inputs.AttentionMask, cache, b, t, past);
+
+        Tensor? docStarts = null, posInDoc = null;
+        if (inputs.SequenceIds is { } seq)
+        {
+            // A document starts at t = 0 and wherever the id changes; RoPE offset = t - (index of its document start).
+            docStarts = DocumentStarts.FromSequenceIds(seq);
+            var index = arange(t, dtype: ScalarType.Int64, device: seq.device).expand(b, t);
+            var startIndex = where(docStarts, index, zeros_like(index)).cummax(1).values;
+            posInDoc = index - startIndex;
+        }
+
+        var positions = inputs.PositionIds
+                        ?? posInDoc
+                        ?? (fullMask is not null
+                            ? (fullMask.cumsum(1) - 1).clamp_min(0).narrow(1, past, t)
+                            : arange(past, past + t, dtype: ScalarType.Int64, device: ids.device).expand(b, t));
+        var (cos, sin) = Rotary.Tables(positions, config.RotaryDim, config.RopeTheta, dtype);
+
+        var (attnMask, isCausal) = AttentionMask(fullMask, inputs.SequenceIds, b, t, past, ids.device);
+        var linearMask = fullMask is not null && t > 1 ? fullMask.narrow(1, past, t).to(dtype) : null;
+        var ctx = new LayerContext(cos, sin, attnMask, isCausal, linearMask, docStarts, cache);
+
+        hiddenStates?.Add(x.alias().MoveToOuterDisposeScope());
+        foreach (var layer in layers)
+        {
+            x = layer.forward(x, ctx);
+            hiddenStates?.Add(x.alias().MoveToOuterDisposeScope());
+        }
+        var y = norm.forward(x);
+        cache?.Advance(t, fullMask);
+        return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The 2-D mask over all keys [B, past+T], or null when every token is real and none was given.</summary>
+    static Tensor? FullMask(Tensor? mask, ModelCache? cache, long b, long t, long past)
+    {
+        var previous = cache?.AttentionMask;
+        if (mask is null)
+            return previous is null ? null
+                : cat([previous, ones(b, t, dtype: previous.dtype, device: previous.device)], 1);
+        if (mask.dim() != 2 || mask.shape[0] != b || (mask.shape[1] != t && mask.shape[1] != past + t))
+            throw new ArgumentException(
+                $"AttentionMask must be [B, T] or [B, past+T] = [{b}, {t}] or [{b}, {past + t}], got [{string.Join(", ", mask.shape)}]");
+        mask = mask.to(ScalarType.Int64);
+        if (mask.shape[1] == past + t) return mask;
+        if (past == 0) return mask;
+        var earlier = previous ?? ones(b, past, dtype: ScalarType.Int64, device: mask.device);
+        return cat([earlier, mask], 1);
+    }
+
+    /// <summary>
+    /// The SDPA mask for full-attention layers: causal (query at absolute index past+i sees keys ≤ past+i), minus
+    /// padded keys, minus other documents for packed rows. Null (with IsCausal) when the plain causal flag is exact.
+    /// Each query always sees itself, so fully padded rows stay finite instead of NaN (their outputs are ignored).
+    /// </summary>
+    static (Tensor? Mask, bool IsCausal) AttentionMask(Tensor? fullMask, Tensor? seq, long b, long t, long past, Device device)
+    {
+        if (fullMask is null && seq is null)
+        {
+            if (past == 0) return (null, t > 1);
+            if (t == 1) return (null, false);
+        }
+        var s = past + t;
+        var q = arange(past, s, dtype: ScalarType.Int64, device: device).view(t, 1);
+        var k = arange(s, dtype: ScalarType.Int64, device: device).view(1, s);
+        var allowed = (k <= q).view(1, 1, t, s).expand(b, 1, t, s);
+        if (fullMask is not null) allowed = allowed.logical_and(fullMask.to(ScalarType.Bool).view(b, 1, 1, s));
+        if (seq is not null) allowed = allowed.logical_and(seq.view(b, 1, t, 1) == seq.view(b, 1, 1, t));
+        allowed = allowed.logical_or((k == q).view(1, 1, t, s));
+        return (allowed, false);
+    }
+}

@@ -1,0 +1,243 @@
+using Qwen35.Models.Modules;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Qwen35.Models.Tests;
+
+/// <summary>
+/// The chunked kernel against the step-by-step recurrence (the definition), and packed rows against running each
+/// document alone. Everything is fp32 and seeded; shapes are tiny so the whole file runs in seconds.
+/// </summary>
+public class GatedDeltaRuleTests
+{
+    const double Tol = 1e-5;
+
+    /// <summary>Random kernel inputs like the layer produces: q/k with Hk heads repeat-interleaved to Hv = Hk·group,
+    /// g = −exp(A)·softplus(a) ≤ 0 (a range of decay strengths), β = sigmoid(b).</summary>
+    sealed record Inputs(Tensor Q, Tensor K, Tensor V, Tensor G, Tensor Beta, Tensor State);
+
+    static Inputs MakeInputs(long seed, long batch, long length, long keyHeads, long group, long dk = 8, long dv = 6)
+    {
+        var gen = new Generator((ulong)seed);
+        long heads = keyHeads * group;
+        var q = randn(batch, length, keyHeads, dk, generator: gen).repeat_interleave(group, 2);
+        var k = randn(batch, length, keyHeads, dk, generator: gen).repeat_interleave(group, 2);
+        var v = randn(batch, length, heads, dv, generator: gen);
+        var a = randn(batch, length, heads, generator: gen);
+        var aLog = (rand(heads, generator: gen) * 2 - 1.5);   // A in (0.22, 1.6): decays per step from mild to strong
+        var g = -aLog.exp() * nn.functional.softplus(a + 1);
+        var beta = randn(batch, length, heads, generator: gen).sigmoid();
+        var state = randn(batch, heads, dk, dv, generator: gen) * 0.5;
+        return new Inputs(q, k, v, g, beta, state);
+    }
+
+    static double MaxDiff(Tensor a, Tensor b) => (a - b).abs().max().ToDouble();
+
+    [TestCase(1), TestCase(63), TestCase(64), TestCase(65), TestCase(200)]
+    public void ChunkedMatchesRecurrent(int length)
+    {
+        foreach (var group in new[] { 1, 2, 3 })
+        foreach (var withState in new[] { false, true })
+        {
+            using var scope = NewDisposeScope();
+            var x = MakeInputs(seed: 1000 + length * 10 + group, batch: 2, length, keyHeads: 2, group);
+            var init = withState ? x.State : null;
+            var (oc, sc) = GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, init);
+            var (or, sr) = GatedDeltaRule.Recurrent(x.Q, x.K, x.V, x.G, x.Beta, init);
+            Assert.That(oc.shape, Is.EqualTo(new long[] { 2, length, 2 * group, 6 }));
+            Assert.That(sc.shape, Is.EqualTo(new long[] { 2, 2 * group, 8, 6 }));
+            var label = $"T={length} group={group} state={withState}";
+            Assert.That(MaxDiff(oc, or), Is.LessThanOrEqualTo(Tol), "output " + label);
+            Assert.That(MaxDiff(sc, sr), Is.LessThanOrEqualTo(Tol), "final state " + label);
+            // Guard against a vacuous pass (e.g. both returning zeros).
+            Assert.That(or.abs().max().ToDouble(), Is.GreaterThan(0.05), label);
+        }
+    }
+
+    [Test]
+    public void SmallChunksAndStatePassThroughManyChunks()
+    {
+        using var scope = NewDisposeScope();
+        var x = MakeInputs(seed: 7, batch: 1, length: 37, keyHeads: 1, group: 2);
+        var (or, sr) = GatedDeltaRule.Recurrent(x.Q, x.K, x.V, x.G, x.Beta, x.State);
+        foreach (var chunk in new[] { 1, 4, 5, 16 })
+        {
+            var (oc, sc) = GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, x.State, chunk);
+            Assert.That(MaxDiff(oc, or), Is.LessThanOrEqualTo(Tol), $"output chunk={chunk}");
+            Assert.That(MaxDiff(sc, sr), Is.LessThanOrEqualTo(Tol), $"state chunk={chunk}");
+        }
+    }
+
+    [Test]
+    public void RecurrentFollowsTheDefinitionOnAHandComputedStep()
+    {
+        // One head, dk = dv = 2, two tokens, worked by hand from S ← e^g S; δ = β(v − Sᵀk); S += kδᵀ; o = Sᵀq.
+        // q = k = e1 (already unit length, so the L2 norm only applies the 1e-6 eps), scale dk^-½.
+        using var scope = NewDisposeScope();
+        var q = tensor(new float[] { 1, 0, 1, 0 }).reshape(1, 2, 1, 2);
+        var k = q.clone();
+        var v = tensor(new float[] { 2, 3, 4, 5 }).reshape(1, 2, 1, 2);
+        var g = tensor(new float[] { 0, MathF.Log(0.5f) }).reshape(1, 2, 1);
+        var beta = tensor(new float[] { 0.5f, 1f }).reshape(1, 2, 1);
+        var (o, s) = GatedDeltaRule.Recurrent(q, k, v, g, beta, null);
+        double n = 1 / Math.Sqrt(1 + 1e-6), scale = 1 / Math.Sqrt(2);
+        // t0: S = 0.5·n²·e1[2,3]ᵀ → row0 = (n·1, n·1.5).  o0 = n·scale·row0·n.
+        double r0a = n * 1.0, r0b = n * 1.5;
+        // t1: decay 0.5 → row0 = (0.5 r0a, 0.5 r0b); m = n·row0; δ = 1·(v − m); row0 += n·δ.
+        double d1a = 4 - n * 0.5 * r0a, d1b = 5 - n * 0.5 * r0b;
+        double r1a = 0.5 * r0a + n * d1a, r1b = 0.5 * r0b + n * d1b;
+        var expected = new[] { n * scale * r0a, n * scale * r0b, n * scale * r1a, n * scale * r1b };
+        var got = o.reshape(-1).data<float>().ToArray();
+        for (int i = 0; i < 4; i++) Assert.That(got[i], Is.EqualTo(expected[i]).Within(1e-5), $"o[{i}]");
+        Assert.That(s[0, 0, 0, 0].ToDouble(), Is.EqualTo(r1a).Within(1e-5));
+        Assert.That(s[0, 0, 0, 1].ToDouble(), Is.EqualTo(r1b).Within(1e-5));
+        Assert.That(s[0, 0, 1].abs().max().ToDouble(), Is.EqualTo(0).Within(1e-7), "row 1 of S is never written (k = e1)");
+    }
+
+    [TestCase(16, false), TestCase(64, false), TestCase(16, true), TestCase(64, true)]
+    public void PackedRowEqualsDocumentsRunAlone(int chunk, bool withInitialState)
+    {
+        // Three documents in one row: 5 tokens (shorter than a chunk), 70 (spans chunks), 30. Row 1 of the batch
+        // has a different split (40, 2, 63) so starts land at other chunk offsets, including exactly on a boundary.
+        using var scope = NewDisposeScope();
+        int[][] splits = [[5, 70, 30], [40, 2, 63]];
+        const int length = 105;
+        var x = MakeInputs(seed: 99, batch: 2, length, keyHeads: 1, group: 2);
+        var starts = zeros(2, length, ScalarType.Bool);
+        for (int b = 0; b < 2; b++)
+        {
+            int at = 0;
+            foreach (var len in splits[b]) { starts[b, at] = true; at += len; }
+        }
+        var init = withInitialState ? x.State : null;
+        var (packed, packedState) = GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, init, chunk, starts);
+        var (packedRec, packedRecState) = GatedDeltaRule.Recurrent(x.Q, x.K, x.V, x.G, x.Beta, init, documentStarts: starts);
+
+        for (int b = 0; b < 2; b++)
+        {
+            int at = 0;
+            for (int d = 0; d < splits[b].Length; d++)
+            {
+                int len = splits[b][d];
+                Tensor Slice(Tensor t) => t.narrow(0, b, 1).narrow(1, at, len);
+                var docInit = d == 0 && init is not null ? init.narrow(0, b, 1) : null;
+                var (alone, aloneState) = GatedDeltaRule.Chunked(Slice(x.Q), Slice(x.K), Slice(x.V), Slice(x.G),
+                    Slice(x.Beta), docInit, chunk);
+                var label = $"row {b} doc {d} (len {len}, at {at})";
+                Assert.That(MaxDiff(Slice(packed), alone), Is.LessThanOrEqualTo(Tol), "chunked " + label);
+                Assert.That(MaxDiff(Slice(packedRec), alone), Is.LessThanOrEqualTo(Tol), "recurrent " + label);
+                if (d == splits[b].Length - 1)
+                {
+                    Assert.That(MaxDiff(packedState.narrow(0, b, 1), aloneState), Is.LessThanOrEqualTo(Tol), "final state " + label);
+                    Assert.That(MaxDiff(packedRecState.narrow(0, b, 1), aloneState), Is.LessThanOrEqualTo(Tol), "recurrent final state " + label);
+                }
+                at += len;
+            }
+        }
+    }
+
+    [Test]
+    public void ResetsChangeTheResultOnlyAfterTheStart()
+    {
+        // Sanity of the packing flag itself: without it the second document would read the first one's state.
+        using var scope = NewDisposeScope();
+        var x = MakeInputs(seed: 5, batch: 1, length: 20, keyHeads: 1, group: 1);
+        var starts = zeros(1, 20, ScalarType.Bool);
+        starts[0, 12] = true;
+        var (plain, _) = GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, null, 8);
+        var (reset, _) = GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, null, 8, starts);
+        Assert.That(MaxDiff(plain.narrow(1, 0, 12), reset.narrow(1, 0, 12)), Is.LessThanOrEqualTo(1e-7));
+        Assert.That(MaxDiff(plain.narrow(1, 12, 8), reset.narrow(1, 12, 8)), Is.GreaterThan(1e-3));
+    }
+
+    [Test]
+    public void StartFlagAtPositionZeroKeepsTheInitialState()
+    {
+        using var scope = NewDisposeScope();
+        var x = MakeInputs(seed: 6, batch: 1, length: 10, keyHeads: 1, group: 1);
+        var starts = zeros(1, 10, ScalarType.Bool);
+        starts[0, 0] = true;
+        var (withFlag, s1) = GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, x.State, 4, starts);
+        var (without, s2) = GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, x.State, 4);
+        Assert.That(MaxDiff(withFlag, without), Is.LessThanOrEqualTo(1e-7));
+        Assert.That(MaxDiff(s1, s2), Is.LessThanOrEqualTo(1e-7));
+    }
+
+    [Test]
+    public void PrefillThenContinueEqualsOnePass()
+    {
+        // What the decode cache relies on: chunked over P tokens, then the remaining tokens from the returned state
+        // (recurrent one at a time, or chunked as a multi-token continuation) equals one pass over everything.
+        using var scope = NewDisposeScope();
+        var x = MakeInputs(seed: 11, batch: 2, length: 30, keyHeads: 1, group: 3);
+        var (full, fullState) = GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, null, 8);
+        Tensor Part(Tensor t, int s, int n) => t.narrow(1, s, n);
+        var (first, state) = GatedDeltaRule.Chunked(Part(x.Q, 0, 21), Part(x.K, 0, 21), Part(x.V, 0, 21),
+            Part(x.G, 0, 21), Part(x.Beta, 0, 21), null, 8);
+        var (one, state1) = GatedDeltaRule.Recurrent(Part(x.Q, 21, 1), Part(x.K, 21, 1), Part(x.V, 21, 1),
+            Part(x.G, 21, 1), Part(x.Beta, 21, 1), state);
+        var (rest, stateEnd) = GatedDeltaRule.Chunked(Part(x.Q, 22, 8), Part(x.K, 22, 8), Part(x.V, 22, 8),
+            Part(x.G, 22, 8), Part(x.Beta, 22, 8), state1, 8);
+        Assert.That(MaxDiff(cat([first, one, rest], 1), full), Is.LessThanOrEqualTo(Tol));
+        Assert.That(MaxDiff(stateEnd, fullState), Is.LessThanOrEqualTo(Tol));
+    }
+
+    [Test]
+    public void OutputTakesTheDtypeOfV()
+    {
+        using var scope = NewDisposeScope();
+        var x = MakeInputs(seed: 3, batch: 1, length: 9, keyHeads: 1, group: 1);
+        var (o, s) = GatedDeltaRule.Chunked(x.Q.to(ScalarType.BFloat16), x.K.to(ScalarType.BFloat16),
+            x.V.to(ScalarType.BFloat16), x.G, x.Beta.to(ScalarType.BFloat16), null, 4);
+        Assert.That(o.dtype, Is.EqualTo(ScalarType.BFloat16));
+        Assert.That(s.dtype, Is.EqualTo(ScalarType.Float32));
+        var (reference, _) = GatedDeltaRule.Recurrent(x.Q.to(ScalarType.BFloat16), x.K.to(ScalarType.BFloat16),
+            x.V.to(ScalarType.BFloat16), x.G, x.Beta.to(ScalarType.BFloat16), null);
+        Assert.That(MaxDiff(o.to(ScalarType.Float32), reference.to(ScalarType.Float32)), Is.LessThanOrEqualTo(2e-2));
+    }
+
+    [TestCase(false), TestCase(true)]
+    public void GradientsMatchTheRecurrentPath(bool packed)
+    {
+        using var scope = NewDisposeScope();
+        var x = MakeInputs(seed: 21, batch: 1, length: 19, keyHeads: 1, group: 2);
+        var gen = new Generator(4242);
+        var outWeight = randn(1, 19, 2, 6, generator: gen);
+        var stateWeight = randn(1, 2, 8, 6, generator: gen);
+        Tensor? starts = null;
+        if (packed) { starts = zeros(1, 19, ScalarType.Bool); starts[0, 7] = true; starts[0, 9] = true; }
+
+        Tensor[] Grads(bool chunked)
+        {
+            var leaves = new[] { x.Q, x.K, x.V, x.G, x.Beta, x.State }.Select(t => t.detach().clone().requires_grad_(true)).ToArray();
+            var (o, s) = chunked
+                ? GatedDeltaRule.Chunked(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5], 4, starts)
+                : GatedDeltaRule.Recurrent(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5], documentStarts: starts);
+            var loss = (o * outWeight).sum() + (s * stateWeight).sum();
+            loss.backward();
+            return leaves.Select(l => l.grad!).ToArray();
+        }
+
+        var gc = Grads(chunked: true);
+        var gr = Grads(chunked: false);
+        string[] names = ["q", "k", "v", "g", "beta", "initialState"];
+        for (int i = 0; i < names.Length; i++)
+        {
+            Assert.That(gc[i].isfinite().all().ToBoolean(), Is.True, $"finite grad of {names[i]}");
+            Assert.That(gr[i].abs().max().ToDouble(), Is.GreaterThan(1e-4), $"non-trivial grad of {names[i]}");
+            Assert.That(MaxDiff(gc[i], gr[i]), Is.LessThanOrEqualTo(Tol), $"grad of {names[i]}");
+        }
+    }
+
+    [Test]
+    public void RejectsMismatchedShapes()
+    {
+        using var scope = NewDisposeScope();
+        var x = MakeInputs(seed: 1, batch: 1, length: 4, keyHeads: 2, group: 2);
+        var ex = Assert.Throws<ArgumentException>(() =>
+            GatedDeltaRule.Chunked(x.Q.narrow(2, 0, 2), x.K.narrow(2, 0, 2), x.V, x.G, x.Beta, null));
+        Assert.That(ex!.Message, Does.Contain("v must be"));
+        Assert.Throws<ArgumentException>(() => GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, zeros(1, 4, 8, 7)));
+        Assert.Throws<ArgumentException>(() => GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, null, 64, zeros(1, 5, ScalarType.Bool)));
+    }
+}
