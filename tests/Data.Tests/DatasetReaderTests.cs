@@ -85,7 +85,8 @@ public class DatasetReaderTests
         var ex = enc.Encode(c[5]);
         Assert.That(ByteLevelTokenizer.BuiltIn().Decode(ex.Labels.Where(l => l >= 0)), Is.EqualTo(" I'm sorry, I can't help.<|im_end|>"));
         var rto = enc.Encode(c[6]);
-        Assert.That(rto.Labels.Where(l => l >= 0).Distinct(), Is.EquivalentTo(new[] { (int)'I', ByteLevelTokenizer.BuiltIn().EndOfTurnId }));
+        Assert.That(rto.Labels.Where(l => l >= 0).Distinct(), Is.EqualTo(new[] { (int)'I' }), "RTO row: every target, <|im_end|> included, is the refusal");
+        Assert.That(rto.Labels.Count(l => l >= 0), Is.EqualTo("Step 1 harmful".Length + 1));
     }
 
     static List<Conversation> SampleConversations() =>

@@ -109,6 +109,14 @@ public class SftEncoderTests
         Assert.That(rtoPositions, Has.Count.EqualTo(4));
         Assert.That(rtoPositions.Select(t => e.Labels[t]), Is.All.EqualTo((int)'S'));
         Assert.That(TrainedRuns(Bytes, e), Is.EqualTo(new[] { "SSSSNo.<|im_end|>" }));
+
+        // An RTO-only answer (DeRTa's RTO row) also relabels its <|im_end|>: no clean stop after harmful text.
+        var rtoOnly = enc.EncodeDetailed(new Conversation(
+        [
+            new ChatMessage(Roles.User, "q"),
+            ChatMessage.FromParts(Roles.Assistant, [new ChatMessage.Part("harm", Rto: true)]),
+        ]));
+        Assert.That(TrainedRuns(Bytes, rtoOnly), Is.EqualTo(new[] { "SSSSS" }));
     }
 
     [Test]
