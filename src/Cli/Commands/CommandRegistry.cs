@@ -13,5 +13,6 @@ static class CommandRegistry
         yield return LoraCommands.Build();
         yield return DataCommands.Build();
         yield return TokenizeCommand.Build();
+        yield return GenerateCommand.Build();
     }
 }
