@@ -140,4 +140,23 @@ public class BatchTests
         TestContext.Out.WriteLine($"max |Δlogit| = {diff:E3}");
         Assert.That(diff, Is.LessThanOrEqualTo(1e-4));
     }
+
+    [Test]
+    public void LayerByLayerWithBuildContextEqualsForward()
+    {
+        // Activation checkpointing runs the layers one at a time with BuildContext: it must be the same computation.
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var model = GoldenData.Model;
+        var ids = tensor(GoldenData.Sequences[1][..40]).view(2, 20);
+        var mask = tensor(Enumerable.Repeat(1L, 20).Concat(Enumerable.Repeat(1L, 15)).Concat(Enumerable.Repeat(0L, 5)).ToArray()).view(2, 20);
+        var seqIds = tensor(Enumerable.Repeat(0L, 7).Concat(Enumerable.Repeat(1L, 13)).Concat(Enumerable.Repeat(0L, 20)).ToArray()).view(2, 20);
+        var inputs = new ModelInputs(ids, mask, SequenceIds: seqIds);
+        var expected = model.Forward(inputs);
+        var text = model.TextModel;
+        var x = text.embed_tokens.forward(ids);
+        var ctx = text.BuildContext(inputs, x.dtype);
+        foreach (var layer in text.layers) x = layer.forward(x, ctx);
+        Assert.That(GoldenData.MaxAbsDiff(text.norm.forward(x), expected), Is.Zero);
+    }
 }

@@ -1,71 +1,182 @@
 using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Qwen35.Lora;
 using Qwen35.Models;
 using Qwen35.Models.Config;
-using Qwen35.Models.SafeTensors;
 
 namespace Qwen35.Cli.Commands;
 
 /// <summary>
-/// `trainer inspect --model DIR` and/or `--adapter DIR`: describes a checkpoint (config, tensor counts) and an adapter
-/// (targets, ranks, scaling, parameter counts, portability warnings); with both, also checks the adapter fits the model.
-/// Reads headers only: no weights are loaded into a model.
+/// <c>trainer inspect [--model DIR] [--adapter DIR]</c>: what a Qwen3.5 folder holds and how it would load — config
+/// summary, layer pattern, parameter counts by module type, checkpoint dtypes, skipped keys and any key mismatch — and
+/// what a PEFT LoRA adapter holds — targets, ranks, scaling, parameter counts, portability warnings, and (with both)
+/// whether it fits the model. Reads config.json, adapter_config.json and safetensors headers/adapter tensors only (no
+/// model weights are loaded, so it is instant even for 27B). One JSON object on stdout with "model…" keys and/or an
+/// "adapter" object.
 /// </summary>
 public static class InspectCommand
 {
     public static Command Build()
     {
-        var model = new Option<DirectoryInfo?>("--model") { Description = "Model folder (config.json + safetensors)" };
-        var adapter = new Option<DirectoryInfo?>("--adapter") { Description = "PEFT LoRA adapter folder" };
-        var cmd = new Command("inspect", "Describe a model checkpoint and/or a LoRA adapter") { model, adapter };
+        var model = new Option<DirectoryInfo?>("--model") { Description = "Hugging Face Qwen3.5 folder (config.json + safetensors)" };
+        var adapter = new Option<DirectoryInfo?>("--adapter") { Description = "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors)" };
+        var cmd = new Command("inspect", "Summarise a model folder (config, layer pattern, parameter counts, dtypes, skipped keys) and/or a LoRA adapter (targets, ranks, scaling, counts, portability).")
+        {
+            model, adapter,
+        };
         cmd.SetAction(pr =>
         {
-            var modelDir = pr.GetValue(model)?.FullName;
-            var adapterDir = pr.GetValue(adapter)?.FullName;
-            if (modelDir == null && adapterDir == null)
+            var (modelDir, adapterDir) = (pr.GetValue(model)?.FullName, pr.GetValue(adapter)?.FullName);
+            if (modelDir is null && adapterDir is null)
             {
-                Console.Error.WriteLine("error: give --model DIR and/or --adapter DIR");
+                pr.InvocationConfiguration.Error.WriteLine("inspect: error: give --model DIR and/or --adapter DIR");
                 return 1;
             }
-            return CliRun.Guard(() => Run(modelDir, adapterDir));
+            return Run(modelDir, adapterDir, pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error);
         });
         return cmd;
     }
 
-    static int Run(string? modelDir, string? adapterDir)
-    {
-        Qwen35TextConfig? config = null;
-        if (modelDir != null)
-        {
-            config = Qwen35TextConfig.Load(Path.Combine(modelDir, "config.json"));
-            using var ck = SafeTensorsCheckpoint.Open(modelDir);
-            Console.WriteLine($"model: {modelDir}");
-            Console.WriteLine($"  {config.Summary()}");
-            Console.WriteLine($"  layer types: {string.Join(",", config.LayerTypes.Select(t => t == Qwen35TextConfig.FullAttention ? "F" : "L"))}");
-            Console.WriteLine($"  text parameters: {ParameterManifest.TotalParameters(config):N0}");
-            var byPrefix = ck.Names.GroupBy(n => Qwen35ForCausalLM.SkippedPrefixes.FirstOrDefault(p => n.StartsWith(p, StringComparison.Ordinal)) ?? "text")
-                .OrderBy(g => g.Key, StringComparer.Ordinal);
-            Console.WriteLine($"  checkpoint tensors: {string.Join(", ", byPrefix.Select(g => $"{g.Key} {g.Count()}"))}; " +
-                              $"dtypes {string.Join(", ", ck.Names.GroupBy(n => ck.Info(n).Dtype).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}");
-        }
-        if (adapterDir == null) return 0;
+    /// <summary>Model-only form of <see cref="Run(string?, string?, TextWriter, TextWriter)"/>.</summary>
+    public static int Run(string modelDir, TextWriter stdout, TextWriter stderr) => Run(modelDir, null, stdout, stderr);
 
+    /// <summary>The verb's body; returns the exit code (0 ok, also when the checkpoint does not match the config or the
+    /// adapter does not fit the model: the mismatch is reported in "checkpoint.problem" / "adapter.fits_model";
+    /// 2 unreadable input; 3 runtime failure).</summary>
+    public static int Run(string? modelDir, string? adapterDir, TextWriter stdout, TextWriter stderr)
+    {
+        try
+        {
+            var result = new JsonObject();
+            Qwen35TextConfig? config = null;
+            if (modelDir is not null) config = DescribeModel(modelDir, result, stderr);
+            if (adapterDir is not null) result["adapter"] = DescribeAdapter(adapterDir, config, stderr);
+            stdout.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            return 0;
+        }
+        catch (Exception e) when (CliParsing.IsBadInput(e))
+        {
+            stderr.WriteLine($"inspect: error: {e.Message}");
+            return 2;
+        }
+        catch (Exception e)
+        {
+            stderr.WriteLine($"inspect: failed: {e}");
+            return 3;
+        }
+    }
+
+    /// <summary>Adds the model keys to <paramref name="result"/> and returns the config.</summary>
+    static Qwen35TextConfig DescribeModel(string modelDir, JsonObject result, TextWriter stderr)
+    {
+        using var plan = CheckpointPlan.Open(modelDir);
+        var config = plan.Config;
+        var manifest = ParameterManifest.For(config);
+        var byType = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        foreach (var e in manifest) byType[ModuleType(e.Name)] = byType.GetValueOrDefault(ModuleType(e.Name)) + e.Count;
+        var dtypes = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        foreach (var source in plan.Mapping.Values)
+        {
+            var d = plan.Checkpoint.Info(source).Dtype;
+            dtypes[d] = dtypes.GetValueOrDefault(d) + 1;
+        }
+        var fp32Kept = manifest.Where(e => e.KeptFp32).Select(e => e.Name[(e.Name.LastIndexOf(".linear_attn.", StringComparison.Ordinal) + 1)..])
+            .Distinct().Order(StringComparer.Ordinal).ToArray();
+
+        // Model keys stay at the top level, so the --model-only output keeps its shape.
+        var model = new JsonObject
+        {
+            ["model"] = modelDir,
+            ["summary"] = config.Summary(),
+            ["config"] = JsonNode.Parse(config.ToJson()),
+            ["layer_pattern"] = string.Concat(config.LayerTypes.Select(t => t == "full_attention" ? 'F' : 'L')),
+            ["parameters"] = new JsonObject
+            {
+                ["total"] = manifest.Sum(e => e.Count),
+                ["tensors"] = manifest.Count,
+                ["by_module_type"] = new JsonObject(byType.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+                ["kept_fp32"] = new JsonArray(fp32Kept.Select(n => (JsonNode?)n).ToArray()),
+            },
+            ["checkpoint"] = new JsonObject
+            {
+                ["source"] = plan.Checkpoint.Source,
+                ["files"] = plan.Checkpoint.Files.Count,
+                ["layout"] = plan.Layout,
+                ["tensors"] = plan.Checkpoint.Names.Count,
+                ["text_tensors"] = plan.Mapping.Count,
+                ["dtypes"] = new JsonObject(dtypes.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+                ["skipped"] = new JsonObject(plan.Skipped.Select(kv => KeyValuePair.Create(kv.Key + "*", (JsonNode?)kv.Value))),
+                ["tied_embeddings"] = config.TieWordEmbeddings,
+                ["problem"] = plan.Problem,
+            },
+        };
+        if (plan.Problem is not null) stderr.WriteLine($"inspect: warning: {plan.Problem}");
+        foreach (var (k, v) in model.ToList())
+        {
+            model.Remove(k);
+            result[k] = v;
+        }
+        return config;
+    }
+
+    /// <summary>The "adapter" object: config, per-module table, parameter counts, warnings and (with a model) the fit check.</summary>
+    static JsonObject DescribeAdapter(string adapterDir, Qwen35TextConfig? config, TextWriter stderr)
+    {
         using var file = PeftAdapter.Load(adapterDir);
         var o = file.Options;
         var report = AdapterInspection.Describe(file, config);
-        Console.WriteLine($"adapter: {adapterDir}");
-        Console.WriteLine($"  base_model_name_or_path: {file.BaseModelNameOrPath ?? "(none)"}");
-        Console.WriteLine($"  target_modules: {o.TargetModules}{(o.LayersToTransform is { } l ? $", layers_to_transform [{string.Join(",", l)}]" : "")}");
-        Console.WriteLine($"  r {o.Rank}, lora_alpha {o.Alpha}, use_rslora {(o.UseRsLora ? "true" : "false")}, lora_dropout {o.Dropout}" +
-                          (o.RankPattern.Count > 0 ? $", rank_pattern {{{string.Join(", ", o.RankPattern.Select(p => $"{p.Key}: {p.Value}"))}}}" : "") +
-                          (o.AlphaPattern.Count > 0 ? $", alpha_pattern {{{string.Join(", ", o.AlphaPattern.Select(p => $"{p.Key}: {p.Value}"))}}}" : ""));
-        foreach (var line in report.Format().Split('\n')) Console.WriteLine("  " + line);
         var warnings = AdapterPortability.Check(o, file.Modules.Select(m => (m.ModuleName, m.Rank)));
-        foreach (var w in warnings) Console.WriteLine($"  portability warning: {w}");
-        if (config == null) return 0;
-        var problems = AdapterInspection.CheckAgainst(file, config);
-        foreach (var p in problems) Console.WriteLine($"  does not fit the model: {p}");
-        if (problems.Count == 0) Console.WriteLine("  fits the model: yes");
-        return problems.Count == 0 ? 0 : 2;
+        foreach (var w in warnings) stderr.WriteLine($"inspect: portability warning: {w}");
+        static JsonObject Counts(IReadOnlyDictionary<string, long> d) => new(d.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value)));
+        var adapter = new JsonObject
+        {
+            ["path"] = adapterDir,
+            ["base_model_name_or_path"] = file.BaseModelNameOrPath,
+            ["target_modules"] = o.TargetModules.Regex is { } regex
+                ? regex
+                : new JsonArray(o.TargetModules.NameList!.Select(n => (JsonNode?)n).ToArray()),
+            ["layers_to_transform"] = o.LayersToTransform is { } layers ? new JsonArray(layers.Select(l => (JsonNode?)l).ToArray()) : null,
+            ["r"] = o.Rank,
+            ["lora_alpha"] = o.Alpha,
+            ["use_rslora"] = o.UseRsLora,
+            ["lora_dropout"] = o.Dropout,
+            ["rank_pattern"] = new JsonObject(o.RankPattern.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+            ["alpha_pattern"] = new JsonObject(o.AlphaPattern.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+            ["modules"] = report.Modules.Count,
+            ["ranks"] = new JsonArray(report.Modules.Select(m => m.Rank).Distinct().Order().Select(r => (JsonNode?)r).ToArray()),
+            ["scalings"] = new JsonArray(report.Modules.Select(m => m.Scaling).Distinct().Order().Select(x => (JsonNode?)x).ToArray()),
+            ["parameters"] = new JsonObject
+            {
+                ["adapter"] = report.TrainableParameters,
+                // Only known with --model: adapter / (model + adapter).
+                ["share_of_total"] = report.TotalParameters == 0 ? null : report.TrainableShare,
+                ["by_module_type"] = Counts(report.ByModuleType),
+                ["by_layer_type"] = Counts(report.ByLayerType),
+            },
+            ["module_list"] = new JsonArray(report.Modules.Select(m => (JsonNode?)new JsonObject
+            {
+                ["name"] = m.Name, ["layer"] = m.LayerIndex, ["layer_type"] = m.LayerType, ["r"] = m.Rank, ["lora_alpha"] = m.Alpha,
+                ["scaling"] = m.Scaling, ["in_features"] = m.InFeatures, ["out_features"] = m.OutFeatures, ["parameters"] = m.ParameterCount,
+            }).ToArray()),
+            ["portability_warnings"] = new JsonArray(warnings.Select(w => (JsonNode?)w).ToArray()),
+        };
+        if (config is not null)
+        {
+            var problems = AdapterInspection.CheckAgainst(file, config);
+            adapter["fits_model"] = problems.Count == 0;
+            adapter["fit_problems"] = new JsonArray(problems.Select(p => (JsonNode?)p).ToArray());
+            foreach (var p in problems) stderr.WriteLine($"inspect: warning: adapter does not fit the model: {p}");
+        }
+        return adapter;
     }
+
+    /// <summary>Groups a parameter name by the module kind that owns it.</summary>
+    static string ModuleType(string name) =>
+        name.Contains(".embed_tokens.") ? "embed_tokens"
+        : name.StartsWith("lm_head.", StringComparison.Ordinal) ? "lm_head"
+        : name.Contains(".linear_attn.") ? "linear_attn (Gated DeltaNet)"
+        : name.Contains(".self_attn.") ? "self_attn (gated attention)"
+        : name.Contains(".mlp.") ? "mlp"
+        : "norms";
 }
