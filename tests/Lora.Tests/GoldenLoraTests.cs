@@ -177,4 +177,31 @@ public class GoldenLoraTests
         Assert.That(gradCos, Is.GreaterThan(0.9));
         Assert.That(loss.item<float>(), Is.EqualTo(GoldenLoraLoss).Within(0.01));
     }
+
+    [Test]
+    public void ImportedAdapter_KeepsTraining_OnlyLoraWeightsMove()
+    {
+        using var scope = NewDisposeScope();
+        using var model = LoadBase();
+        LoraInjector.LoadAdapter(model, GoldenAdapter);
+        model.train();
+        var ids = Sequence0();
+        var frozen = model.named_parameters().Where(p => !p.name.Contains(".lora_")).ToDictionary(p => p.name, p => p.parameter.detach().clone());
+        using var optimizer = optim.SGD(LoraInjector.Parameters(model), 0.5);
+
+        var losses = new List<float>();
+        for (var step = 0; step < 3; step++)
+        {
+            optimizer.zero_grad();
+            var loss = MeanNextTokenLoss(Logits(model, ids), ids);
+            loss.backward();
+            optimizer.step();
+            losses.Add(loss.item<float>());
+        }
+
+        Assert.That(losses[0], Is.EqualTo(GoldenLoraLoss).Within(1e-5));
+        Assert.That(losses[2], Is.LessThan(losses[0] - 1e-3), string.Join(", ", losses));
+        foreach (var (name, p) in model.named_parameters().Where(p => !p.name.Contains(".lora_")))
+            Assert.That(p.equal(frozen[name]).all().item<bool>(), Is.True, $"{name} must stay frozen");
+    }
 }
