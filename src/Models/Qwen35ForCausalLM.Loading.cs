@@ -7,6 +7,9 @@ namespace Qwen35.Models;
 
 public sealed partial class Qwen35ForCausalLM
 {
+    /// <summary>Key prefixes a text-only model skips (and counts): same list as <see cref="CheckpointPlan.SkippedPrefixes"/>.</summary>
+    public static IReadOnlyList<string> SkippedPrefixes => CheckpointPlan.SkippedPrefixes;
+
     /// <summary>
     /// Loads a Hugging Face Qwen3.5 folder (config.json + model.safetensors or a sharded index). The model is built
     /// directly in <paramref name="dtype"/> on <paramref name="device"/> and each checkpoint tensor is copied from its

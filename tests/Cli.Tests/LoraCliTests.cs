@@ -49,7 +49,7 @@ public class LoraCliTests
         var (code, stdout, stderr) = Run("inspect", "--model", Golden, "--adapter", GoldenAdapter);
         Assert.That(code, Is.EqualTo(0), stderr);
         var root = JsonNode.Parse(stdout)!;
-        Assert.That(root["layer_pattern"]!.GetValue<string>(), Is.EqualTo("LLLF"), "the model part is still there");
+        Assert.That(root["model"]!["layer_pattern"]!.GetValue<string>(), Is.EqualTo("LLLF"), "the model section is still there");
         var a = root["adapter"]!;
         Assert.That(a["r"]!.GetValue<int>(), Is.EqualTo(4));
         Assert.That(a["lora_alpha"]!.GetValue<double>(), Is.EqualTo(8));
@@ -65,7 +65,7 @@ public class LoraCliTests
     }
 
     [Test]
-    public void InspectAdapter_Alone_HasNoModelKeys()
+    public void InspectAdapter_Alone_HasOnlyTheAdapterSection()
     {
         var (code, stdout, stderr) = Run("inspect", "--adapter", GoldenAdapter);
         Assert.That(code, Is.EqualTo(0), stderr);
@@ -73,6 +73,25 @@ public class LoraCliTests
         Assert.That(root.Select(p => p.Key), Is.EqualTo(new[] { "adapter" }));
         Assert.That(root["adapter"]!["parameters"]!["share_of_total"], Is.Null);
         Assert.That(root["adapter"]!.AsObject().ContainsKey("fits_model"), Is.False);
+    }
+
+    [Test]
+    public void InspectAdapter_ThatDoesNotFit_IsBadInputNamingTheKey()
+    {
+        // The golden adapter against a model whose MLP is wider: every MLP tensor no longer fits.
+        var model = TestPaths.TempDir("cli-inspect-wide");
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(Golden, "config.json")))!;
+        config["text_config"]!["intermediate_size"] = 256;
+        File.WriteAllText(Path.Combine(model, "config.json"), config.ToJsonString());
+        File.Copy(Path.Combine(Golden, "model.safetensors"), Path.Combine(model, "model.safetensors"));
+
+        var (code, stdout, _) = Run("inspect", "--model", model, "--adapter", GoldenAdapter);
+
+        Assert.That(code, Is.EqualTo(2));
+        var a = JsonNode.Parse(stdout)!["adapter"]!;
+        Assert.That(a["fits_model"]!.GetValue<bool>(), Is.False);
+        Assert.That(a["fit_problems"]!.AsArray().Select(p => p!.GetValue<string>()),
+            Has.Some.Contains("base_model.model.model.language_model.layers.1.mlp.up_proj.lora_B.weight").And.Some.Contains("[256,4]"));
     }
 
     [Test]

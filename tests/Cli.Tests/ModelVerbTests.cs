@@ -70,7 +70,7 @@ public class ModelVerbTests
     {
         var (code, stdout, stderr) = Invoke("inspect", "--model", TestPaths.GoldenTiny);
         Assert.That(code, Is.EqualTo(0), stderr);
-        var root = JsonDocument.Parse(stdout).RootElement;
+        var root = JsonDocument.Parse(stdout).RootElement.GetProperty("model");
         Assert.Multiple(() =>
         {
             Assert.That(root.GetProperty("layer_pattern").GetString(), Is.EqualTo("LLLF"));

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Qwen35.Lora;
@@ -8,54 +9,68 @@ using Qwen35.Models.Config;
 namespace Qwen35.Cli.Commands;
 
 /// <summary>
-/// <c>trainer inspect [--model DIR] [--adapter DIR]</c>: what a Qwen3.5 folder holds and how it would load — config
-/// summary, layer pattern, parameter counts by module type, checkpoint dtypes, skipped keys and any key mismatch — and
-/// what a PEFT LoRA adapter holds — targets, ranks, scaling, parameter counts, portability warnings, and (with both)
-/// whether it fits the model. Reads config.json, adapter_config.json and safetensors headers/adapter tensors only (no
-/// model weights are loaded, so it is instant even for 27B). One JSON object on stdout with "model…" keys and/or an
-/// "adapter" object.
+/// <c>trainer inspect --model DIR</c> and/or <c>--adapter DIR</c>: what a Qwen3.5 folder holds and how it would load
+/// (config summary, layer pattern, parameter counts by module type, checkpoint dtypes, skipped keys, key mismatches)
+/// and what a PEFT LoRA adapter holds (targets, ranks, scaling, counts, portability warnings); with both, whether the
+/// adapter fits the model. Reads config files and safetensors headers only, so it is instant even for 27B.
+/// One JSON object on stdout (sections "model" and "adapter").
 /// </summary>
 public static class InspectCommand
 {
+    static readonly JsonSerializerOptions Indented = new()
+    {
+        WriteIndented = true,
+        // Keep report lines readable (arrows, quotes) instead of \u escapes.
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
     public static Command Build()
     {
         var model = new Option<DirectoryInfo?>("--model") { Description = "Hugging Face Qwen3.5 folder (config.json + safetensors)" };
-        var adapter = new Option<DirectoryInfo?>("--adapter") { Description = "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors)" };
-        var cmd = new Command("inspect", "Summarise a model folder (config, layer pattern, parameter counts, dtypes, skipped keys) and/or a LoRA adapter (targets, ranks, scaling, counts, portability).")
-        {
-            model, adapter,
-        };
+        var adapter = new Option<DirectoryInfo?>("--adapter") { Description = "PEFT LoRA adapter folder" };
+        var cmd = new Command("inspect", "Describe a model folder (config, layer pattern, parameter counts, dtypes, skipped keys) " +
+                                         "and/or a LoRA adapter (targets, ranks, fit)") { model, adapter };
         cmd.SetAction(pr =>
         {
-            var (modelDir, adapterDir) = (pr.GetValue(model)?.FullName, pr.GetValue(adapter)?.FullName);
-            if (modelDir is null && adapterDir is null)
+            var modelDir = pr.GetValue(model)?.FullName;
+            var adapterDir = pr.GetValue(adapter)?.FullName;
+            var stderr = pr.InvocationConfiguration.Error;
+            if (modelDir == null && adapterDir == null)
             {
-                pr.InvocationConfiguration.Error.WriteLine("inspect: error: give --model DIR and/or --adapter DIR");
+                stderr.WriteLine("inspect: error: give --model DIR and/or --adapter DIR");
                 return 1;
             }
-            return Run(modelDir, adapterDir, pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error);
+            return Run(modelDir, adapterDir, pr.InvocationConfiguration.Output, stderr);
         });
         return cmd;
     }
 
-    /// <summary>Model-only form of <see cref="Run(string?, string?, TextWriter, TextWriter)"/>.</summary>
-    public static int Run(string modelDir, TextWriter stdout, TextWriter stderr) => Run(modelDir, null, stdout, stderr);
-
-    /// <summary>The verb's body; returns the exit code (0 ok, also when the checkpoint does not match the config or the
-    /// adapter does not fit the model: the mismatch is reported in "checkpoint.problem" / "adapter.fits_model";
-    /// 2 unreadable input; 3 runtime failure).</summary>
+    /// <summary>The verb's body; returns the exit code: 0 ok (a model whose checkpoint does not match its config is
+    /// reported in "model.checkpoint.problem"), 2 unreadable input or an adapter that does not fit, 3 runtime failure.</summary>
     public static int Run(string? modelDir, string? adapterDir, TextWriter stdout, TextWriter stderr)
     {
         try
         {
             var result = new JsonObject();
             Qwen35TextConfig? config = null;
-            if (modelDir is not null) config = DescribeModel(modelDir, result, stderr);
-            if (adapterDir is not null) result["adapter"] = DescribeAdapter(adapterDir, config, stderr);
-            stdout.WriteLine(result.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
-            return 0;
+            if (modelDir != null)
+            {
+                using var plan = CheckpointPlan.Open(modelDir);
+                config = plan.Config;
+                result["model"] = DescribeModel(modelDir, plan);
+                if (plan.Problem is not null) stderr.WriteLine($"inspect: warning: {plan.Problem}");
+            }
+            var code = 0;
+            if (adapterDir != null)
+            {
+                var (section, fits) = DescribeAdapter(adapterDir, config);
+                result["adapter"] = section;
+                if (!fits) code = 2;
+            }
+            stdout.WriteLine(result.ToJsonString(Indented));
+            return code;
         }
-        catch (Exception e) when (CliParsing.IsBadInput(e))
+        catch (Exception e) when (CliParsing.IsBadInput(e) || e is IOException or UnauthorizedAccessException)
         {
             stderr.WriteLine($"inspect: error: {e.Message}");
             return 2;
@@ -67,10 +82,8 @@ public static class InspectCommand
         }
     }
 
-    /// <summary>Adds the model keys to <paramref name="result"/> and returns the config.</summary>
-    static Qwen35TextConfig DescribeModel(string modelDir, JsonObject result, TextWriter stderr)
+    static JsonObject DescribeModel(string modelDir, CheckpointPlan plan)
     {
-        using var plan = CheckpointPlan.Open(modelDir);
         var config = plan.Config;
         var manifest = ParameterManifest.For(config);
         var byType = new SortedDictionary<string, long>(StringComparer.Ordinal);
@@ -81,16 +94,16 @@ public static class InspectCommand
             var d = plan.Checkpoint.Info(source).Dtype;
             dtypes[d] = dtypes.GetValueOrDefault(d) + 1;
         }
-        var fp32Kept = manifest.Where(e => e.KeptFp32).Select(e => e.Name[(e.Name.LastIndexOf(".linear_attn.", StringComparison.Ordinal) + 1)..])
+        var fp32Kept = manifest.Where(e => e.KeptFp32)
+            .Select(e => e.Name[(e.Name.LastIndexOf(".linear_attn.", StringComparison.Ordinal) + 1)..])
             .Distinct().Order(StringComparer.Ordinal).ToArray();
 
-        // Model keys stay at the top level, so the --model-only output keeps its shape.
-        var model = new JsonObject
+        return new JsonObject
         {
-            ["model"] = modelDir,
+            ["path"] = modelDir,
             ["summary"] = config.Summary(),
             ["config"] = JsonNode.Parse(config.ToJson()),
-            ["layer_pattern"] = string.Concat(config.LayerTypes.Select(t => t == "full_attention" ? 'F' : 'L')),
+            ["layer_pattern"] = string.Concat(config.LayerTypes.Select(t => t == Qwen35TextConfig.FullAttention ? 'F' : 'L')),
             ["parameters"] = new JsonObject
             {
                 ["total"] = manifest.Sum(e => e.Count),
@@ -111,23 +124,16 @@ public static class InspectCommand
                 ["problem"] = plan.Problem,
             },
         };
-        if (plan.Problem is not null) stderr.WriteLine($"inspect: warning: {plan.Problem}");
-        foreach (var (k, v) in model.ToList())
-        {
-            model.Remove(k);
-            result[k] = v;
-        }
-        return config;
     }
 
-    /// <summary>The "adapter" object: config, per-module table, parameter counts, warnings and (with a model) the fit check.</summary>
-    static JsonObject DescribeAdapter(string adapterDir, Qwen35TextConfig? config, TextWriter stderr)
+    /// <summary>The "adapter" section: config, per-module table, parameter counts, portability warnings and (with a
+    /// model) the fit check; Fits is false when an adapter tensor does not fit the model.</summary>
+    static (JsonObject Section, bool Fits) DescribeAdapter(string adapterDir, Qwen35TextConfig? config)
     {
         using var file = PeftAdapter.Load(adapterDir);
         var o = file.Options;
         var report = AdapterInspection.Describe(file, config);
         var warnings = AdapterPortability.Check(o, file.Modules.Select(m => (m.ModuleName, m.Rank)));
-        foreach (var w in warnings) stderr.WriteLine($"inspect: portability warning: {w}");
         static JsonObject Counts(IReadOnlyDictionary<string, long> d) => new(d.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value)));
         var adapter = new JsonObject
         {
@@ -161,14 +167,11 @@ public static class InspectCommand
             }).ToArray()),
             ["portability_warnings"] = new JsonArray(warnings.Select(w => (JsonNode?)w).ToArray()),
         };
-        if (config is not null)
-        {
-            var problems = AdapterInspection.CheckAgainst(file, config);
-            adapter["fits_model"] = problems.Count == 0;
-            adapter["fit_problems"] = new JsonArray(problems.Select(p => (JsonNode?)p).ToArray());
-            foreach (var p in problems) stderr.WriteLine($"inspect: warning: adapter does not fit the model: {p}");
-        }
-        return adapter;
+        if (config is null) return (adapter, true);
+        var problems = AdapterInspection.CheckAgainst(file, config);
+        adapter["fits_model"] = problems.Count == 0;
+        adapter["fit_problems"] = new JsonArray(problems.Select(p => (JsonNode?)p).ToArray());
+        return (adapter, problems.Count == 0);
     }
 
     /// <summary>Groups a parameter name by the module kind that owns it.</summary>
