@@ -11,5 +11,7 @@ static class CommandRegistry
         yield return ScoreCommand.Build();
         yield return InspectCommand.Build();
         yield return LoraCommands.Build();
+        yield return DataCommands.Build();
+        yield return TokenizeCommand.Build();
     }
 }

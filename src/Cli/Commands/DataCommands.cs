@@ -1,0 +1,161 @@
+using System.CommandLine;
+using Qwen35.Data;
+using Qwen35.Training.Recipes;
+
+namespace Qwen35.Cli.Commands;
+
+/// <summary>
+/// <c>trainer data ...</c>: inspect a dataset, preview rendered samples with their loss mask, convert between
+/// layouts/formats (JSONL to Parquet for the bundled sample), and benchmark a tokenizer.
+/// </summary>
+static class DataCommands
+{
+    public static Command Build()
+    {
+        var data = new Command("data", "Dataset tools: inspect, preview, convert, bench-tokenizer.");
+        data.Subcommands.Add(Inspect());
+        data.Subcommands.Add(Preview());
+        data.Subcommands.Add(Convert());
+        data.Subcommands.Add(BenchTokenizer());
+        return data;
+    }
+
+    static Option<string> DataOption(bool required = true) =>
+        new("--data") { Description = "Dataset: a .jsonl/.json/.parquet file, a folder, or a glob (quote it).", Required = required };
+
+    static Option<string> TokenizerOption(string description = "\"builtin\" or a folder with tokenizer.json (+ tokenizer_config.json).") =>
+        new("--tokenizer") { Description = description };
+
+    static Command Inspect()
+    {
+        var dataOpt = DataOption();
+        var tokOpt = TokenizerOption("Also tokenize (\"builtin\" or a tokenizer folder) and report token lengths.");
+        var jsonOpt = new Option<bool>("--json") { Description = "Print one JSON object instead of the text report." };
+        var maxLenOpt = new Option<int>("--max-length") { Description = "Length used to count truncations.", DefaultValueFactory = _ => int.MaxValue };
+        var cmd = new Command("inspect", "Rows, row groups, per-category counts, token-length histogram and bad rows of a dataset. Exit 2 when some rows are bad.")
+        {
+            dataOpt, tokOpt, jsonOpt, maxLenOpt,
+        };
+        cmd.SetAction(pr => CliErrors.Guard(() =>
+        {
+            var tokenizer = pr.GetValue(tokOpt) is { } t ? TokenizerLoader.Load(t) : null;
+            var inspection = DatasetInspector.Inspect(pr.GetValue(dataOpt)!, tokenizer, maxLength: pr.GetValue(maxLenOpt));
+            Console.Out.Write(pr.GetValue(jsonOpt) ? inspection.ToJsonString() + "\n" : inspection.ToText());
+            return inspection.Read.ErrorCount > 0 ? CliErrors.BadInput : CliErrors.Ok;
+        }));
+        return cmd;
+    }
+
+    static Command Preview()
+    {
+        var recipeOpt = new Option<string>("--recipe") { Description = "Training recipe (file or bare name in recipes/): data.train, tokenizer/model and the data mask keys." };
+        var dataOpt = DataOption(required: false);
+        var tokOpt = TokenizerOption();
+        var nOpt = new Option<int>("--n") { Description = "Number of conversations to show.", DefaultValueFactory = _ => 3 };
+        var thinkOpt = new Option<bool>("--train-think-block") { Description = "Train the <think> block of assistant turns after the last user query." };
+        var lastOpt = new Option<bool>("--last-assistant-only") { Description = "Train only the last assistant turn by default." };
+        var overlapOpt = new Option<bool>("--seam-overlap") { Description = "Train tokens that straddle a trained/untrained seam (default: only tokens entirely trained)." };
+        var refusalOpt = new Option<string>("--rto-refusal") { Description = "Refusal string whose first token RTO spans target.", DefaultValueFactory = _ => new MaskOptions().RtoRefusal };
+        var colorOpt = new Option<bool>("--color") { Description = "Highlight with ANSI colours (green trained, magenta RTO) instead of [[...]] / {{rto:...}}." };
+        var cmd = new Command("preview", "Rendered samples with the trained tokens marked: [[trained]], {{rto:...}}, the rest is context.")
+        {
+            recipeOpt, dataOpt, tokOpt, nOpt, thinkOpt, lastOpt, overlapOpt, refusalOpt, colorOpt,
+        };
+        cmd.SetAction(pr => CliErrors.Guard(() =>
+        {
+            var data = pr.GetValue(dataOpt);
+            var tokenizer = pr.GetValue(tokOpt);
+            if (pr.GetValue(recipeOpt) is { } recipeName)
+            {
+                // The recipe supplies data path, tokenizer and mask options; --data/--tokenizer still override.
+                Recipe recipe;
+                RecipeResolver.Resolved resolved;
+                try
+                {
+                    resolved = RecipeResolver.Resolve(recipeName);
+                    recipe = RecipeLoader.Parse(resolved.Text, resolved.Source);
+                }
+                catch (RecipeException e)
+                {
+                    Console.Error.WriteLine("error: " + e.Message);
+                    return CliErrors.BadInput;
+                }
+                if (data == null)
+                {
+                    if (recipe.Data.Train.Count == 0)
+                    {
+                        Console.Error.WriteLine($"{resolved.Source}: data.train is empty; give --data PATH");
+                        return CliErrors.BadInput;
+                    }
+                    if (recipe.Data.Train.Count > 1) Console.Error.WriteLine($"previewing the first of {recipe.Data.Train.Count} data.train entries");
+                    data = RecipeResolver.InputPath(recipe.Data.Train[0], resolved.BaseDir);
+                }
+                tokenizer ??= recipe.Tokenizer is { } t
+                    ? (t == TokenizerLoader.BuiltInName ? t : RecipeResolver.InputPath(t, resolved.BaseDir))
+                    : recipe.Model.StartsWith("builtin", StringComparison.Ordinal) ? TokenizerLoader.BuiltInName : RecipeResolver.InputPath(recipe.Model, resolved.BaseDir);
+                var d = recipe.Data;
+                var recipeMask = new MaskOptions(
+                    TrainThinkBlock: d.TrainThinkBlock || pr.GetValue(thinkOpt),
+                    AssistantTurns: d.AssistantTurns == "last" || pr.GetValue(lastOpt) ? AssistantTurns.Last : AssistantTurns.All,
+                    SeamRule: d.SeamRule == "overlap" || pr.GetValue(overlapOpt) ? SeamRule.Overlap : SeamRule.Within,
+                    RtoRefusal: d.RtoRefusal);
+                DataPreview.Run(new DataPreviewOptions(data, tokenizer, recipeMask, pr.GetValue(nOpt), pr.GetValue(colorOpt)), Console.Out);
+                return CliErrors.Ok;
+            }
+            if (data == null)
+            {
+                Console.Error.WriteLine("preview needs --data PATH (or --recipe FILE).");
+                return CliErrors.Usage;
+            }
+            var mask = new MaskOptions(
+                TrainThinkBlock: pr.GetValue(thinkOpt),
+                AssistantTurns: pr.GetValue(lastOpt) ? AssistantTurns.Last : AssistantTurns.All,
+                SeamRule: pr.GetValue(overlapOpt) ? SeamRule.Overlap : SeamRule.Within,
+                RtoRefusal: pr.GetValue(refusalOpt)!);
+            DataPreview.Run(new DataPreviewOptions(data, tokenizer, mask, pr.GetValue(nOpt), pr.GetValue(colorOpt)), Console.Out);
+            return CliErrors.Ok;
+        }));
+        return cmd;
+    }
+
+    static Command Convert()
+    {
+        var dataOpt = DataOption();
+        var outOpt = new Option<string>("--out") { Description = "Output .parquet (Hugging Face layout) or .jsonl (the trainer's messages schema).", Required = true };
+        var rgOpt = new Option<int>("--row-group-size") { Description = "Rows per Parquet row group.", DefaultValueFactory = _ => 100_000 };
+        var skipOpt = new Option<bool>("--skip-bad-rows") { Description = "Leave bad rows out (reported on stderr) instead of failing." };
+        var cmd = new Command("convert", "Convert any supported layout (messages, ShareGPT, prompt/completion, text/output, Alpaca, DeRTa) to Parquet or canonical JSONL.")
+        {
+            dataOpt, outOpt, rgOpt, skipOpt,
+        };
+        cmd.SetAction(pr => CliErrors.Guard(() =>
+        {
+            var read = DatasetReader.Read(pr.GetValue(dataOpt)!, new DatasetReadOptions(OnError: pr.GetValue(skipOpt) ? BadRowPolicy.Skip : BadRowPolicy.FailFast));
+            foreach (var e in read.Errors) Console.Error.WriteLine("skipped " + e);
+            var output = pr.GetValue(outOpt)!;
+            if (output.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase))
+                ParquetConversationWriter.Write(read.Conversations, output, pr.GetValue(rgOpt));
+            else if (output.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase))
+                JsonlConversationWriter.Write(read.Conversations, output);
+            else
+            {
+                Console.Error.WriteLine($"--out {output}: the extension must be .parquet or .jsonl");
+                return CliErrors.Usage;
+            }
+            Console.Error.WriteLine($"wrote {read.Conversations.Count} conversations to {output} ({read.ErrorCount} bad rows skipped)");
+            return CliErrors.Ok;
+        }));
+        return cmd;
+    }
+
+    static Command BenchTokenizer()
+    {
+        var tokOpt = TokenizerOption();
+        tokOpt.Required = true;
+        var inputOpt = new Option<string>("--input") { Description = "Text file to encode (default: a built-in mixed Japanese/English corpus)." };
+        var secondsOpt = new Option<double>("--seconds") { Description = "Minimum measuring time.", DefaultValueFactory = _ => 2.0 };
+        var cmd = new Command("bench-tokenizer", "Tokenizer throughput in tokens/s.") { tokOpt, inputOpt, secondsOpt };
+        cmd.SetAction(pr => CliErrors.Guard(() => TokenizeCommand.RunBench(pr.GetValue(tokOpt)!, pr.GetValue(inputOpt), pr.GetValue(secondsOpt))));
+        return cmd;
+    }
+}

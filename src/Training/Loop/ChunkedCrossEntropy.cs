@@ -1,0 +1,141 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Qwen35.Training.Loop;
+
+/// <summary>
+/// Cross-entropy of a causal LM without ever building full-vocabulary logits for every token. Qwen3.5's vocabulary is
+/// 248,320 entries, so fp32 logits cost ~1 MB per token (7.7 GB at 8K tokens); instead we
+/// 1. shift ONCE: position t predicts label t+1 (labels arrive aligned with the input ids, label[t] = token t),
+///    and a target across a packed-document boundary is dropped (the next document is not predictable);
+/// 2. keep only the trained positions (label != -100) before the lm_head matmul;
+/// 3. walk them in chunks of <c>chunkRows</c>: logits = h·Wᵀ, upcast to fp32, loss = logsumexp − target logit.
+/// The result is a SUM over trained tokens (optionally weighted per token); the caller divides by the token count of
+/// the whole optimizer step, which is what makes gradient accumulation equal to one large batch.
+/// </summary>
+public static class ChunkedCrossEntropy
+{
+    public const long IgnoreIndex = -100;
+
+    /// <summary>Trained positions after the shift: hidden rows [M,h], targets [M], optional weights [M] and group
+    /// ids [M] (e.g. the category of each target, for per-category eval loss).</summary>
+    public sealed record Selection(Tensor Hidden, Tensor Targets, Tensor? Weights, Tensor? Groups = null) : IDisposable
+    {
+        public long Count => Targets.shape[0];
+        public void Dispose()
+        {
+            Hidden.Dispose();
+            Targets.Dispose();
+            Weights?.Dispose();
+            Groups?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Shifts labels once and selects the trained positions.
+    /// hidden [B,T,h]; labels [B,T] int64 aligned with the inputs; sequenceIds [B,T] (packed document index) or null;
+    /// tokenWeights [B,T] (weight of the token at each position, e.g. from its category) or null; groupIds [B,T] or null.
+    /// A target's weight and group are those of the predicted token (position t+1).
+    /// </summary>
+    public static Selection Select(Tensor hidden, Tensor labels, Tensor? sequenceIds = null, Tensor? tokenWeights = null,
+        Tensor? groupIds = null)
+    {
+        var h = hidden.size(-1);
+        using var targets = labels[.., 1..];                        // [B,T-1]: what position t must predict
+        using var valid0 = targets.ne(IgnoreIndex);
+        using var valid = sequenceIds is null ? valid0.alias() : valid0.logical_and(sequenceIds[.., 1..].eq(sequenceIds[.., ..^1]));
+        using var index = valid.flatten().nonzero().squeeze(1);     // [M] flat indices of trained positions
+        using var hFlat = hidden[.., ..^1, ..].reshape(-1, h);       // [B*(T-1),h]
+        using var tFlat = targets.reshape(-1);
+        Tensor? w = null;
+        if (tokenWeights is not null)
+        {
+            using var wFlat = tokenWeights[.., 1..].reshape(-1);
+            w = wFlat.index_select(0, index).to(ScalarType.Float32);
+        }
+        Tensor? g = null;
+        if (groupIds is not null)
+        {
+            using var gFlat = groupIds[.., 1..].reshape(-1);
+            g = gFlat.index_select(0, index);
+        }
+        return new Selection(hFlat.index_select(0, index), tFlat.index_select(0, index), w, g);
+    }
+
+    /// <summary>
+    /// Differentiable sum of token losses over a selection. Each chunk's graph is kept for backward, so use this for
+    /// evaluation (under no_grad) and tests; training uses <see cref="SumLossBackward"/>.
+    /// </summary>
+    public static Tensor SumLoss(Selection sel, Tensor lmHeadWeight, int chunkRows = 1024)
+    {
+        var total = zeros(1, dtype: ScalarType.Float32, device: sel.Hidden.device).squeeze(0);
+        for (long start = 0; start < sel.Count; start += chunkRows)
+        {
+            var len = Math.Min(chunkRows, sel.Count - start);
+            using var chunk = ChunkLoss(sel, lmHeadWeight, start, len);
+            var next = total.add(chunk);
+            total.Dispose();   // the autograd graph keeps what backward needs; the wrapper can go
+            total = next;
+        }
+        return total;
+    }
+
+    /// <summary>
+    /// Sum of token losses over a selection, with its gradient times <paramref name="gradScale"/> back-propagated
+    /// chunk by chunk: each chunk's logits are built, differentiated into the selected hidden rows, and freed before
+    /// the next, so peak memory is one chunk of logits. Then one backward through the model from the hidden states.
+    /// <paramref name="hidden"/> must be the tensor the selection was taken from (it carries the model's graph).
+    /// Returns the (unscaled) loss sum as a double.
+    /// </summary>
+    public static double SumLossBackward(Tensor hidden, Selection sel, Tensor lmHeadWeight, double gradScale, int chunkRows = 1024)
+    {
+        if (sel.Count == 0) return 0;
+        // Cut the graph at the selected rows: chunk backwards accumulate into leaf.grad only.
+        using var leaf = sel.Hidden.detach().requires_grad_(true);
+        var leafSel = sel with { Hidden = leaf };
+        double sum = 0;
+        for (long start = 0; start < sel.Count; start += chunkRows)
+        {
+            using var scope = NewDisposeScope();
+            var len = Math.Min(chunkRows, sel.Count - start);
+            var chunk = ChunkLoss(leafSel, lmHeadWeight, start, len);
+            sum += chunk.ToDouble();
+            chunk.mul(gradScale).backward();
+        }
+        // Continue from the selected rows into the model (index_select's backward scatters into hidden).
+        using var grad = leaf.grad!.to(sel.Hidden.dtype);
+        sel.Hidden.backward([grad]);
+        return sum;
+    }
+
+    /// <summary>Unweighted loss of every selected token [M] (fp32), for evaluation; call under no_grad.</summary>
+    public static Tensor TokenLosses(Selection sel, Tensor lmHeadWeight, int chunkRows = 1024)
+    {
+        var unweighted = sel with { Weights = null };
+        var parts = new List<Tensor>();
+        for (long start = 0; start < sel.Count; start += chunkRows)
+            parts.Add(ChunkTokenLoss(unweighted, lmHeadWeight, start, Math.Min(chunkRows, sel.Count - start)));
+        return parts.Count == 0 ? zeros(0, device: sel.Hidden.device) : cat(parts, 0);
+    }
+
+    /// <summary>Loss sum of rows [start, start+len): fp32 logsumexp minus the target logit.</summary>
+    static Tensor ChunkLoss(Selection sel, Tensor weight, long start, long len)
+    {
+        using var scope = NewDisposeScope();
+        return ChunkTokenLoss(sel, weight, start, len).sum().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Per-token (weighted) losses of rows [start, start+len) [len], fp32.</summary>
+    static Tensor ChunkTokenLoss(Selection sel, Tensor weight, long start, long len)
+    {
+        using var scope = NewDisposeScope();
+        var h = sel.Hidden.narrow(0, start, len);                    // [c,h]
+        var t = sel.Targets.narrow(0, start, len);                   // [c]
+        // The matmul runs in the weight's dtype (bf16 on GPU: a full fp32 copy of a 248K×5K head would cost 5 GB);
+        // the reduction over the vocabulary runs in fp32, like HF's upcast of logits before the loss.
+        var logits = nn.functional.linear(h.to(weight.dtype), weight).to(ScalarType.Float32);   // [c,V]
+        var tokenLoss = logits.logsumexp(1).sub(logits.gather(1, t.unsqueeze(1)).squeeze(1));   // [c]
+        if (sel.Weights is not null) tokenLoss = tokenLoss.mul(sel.Weights.narrow(0, start, len));
+        return tokenLoss.MoveToOuterDisposeScope();
+    }
+}

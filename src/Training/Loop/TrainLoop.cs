@@ -1,0 +1,262 @@
+using System.Diagnostics;
+using Qwen35.Models;
+using Qwen35.Training.Checkpointing;
+using Qwen35.Training.Observability;
+using Serilog;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Qwen35.Training.Loop;
+
+/// <summary>Settings of the optimisation loop (derived from a recipe by <see cref="SftTrainer"/>).</summary>
+public sealed record TrainLoopOptions
+{
+    public required int TotalSteps { get; init; }
+    public required int GradAccum { get; init; }
+    public required LrSchedule Schedule { get; init; }
+    public required string OutputDir { get; init; }
+    public double MaxGradNorm { get; init; } = 1.0;
+    public int MaxNonfiniteSteps { get; init; } = 5;
+    public long Seed { get; init; } = 42;
+    public int EvalEvery { get; init; }
+    public int SaveEvery { get; init; }
+    public int KeepLast { get; init; } = 2;
+    public int LogEvery { get; init; } = 1;
+    public bool ActivationCheckpointing { get; init; }
+    public int ChunkRows { get; init; } = 1024;
+    public string RecipeHash { get; init; } = "";
+}
+
+/// <summary>
+/// The training data as the loop reads it: per epoch a deterministic sequence of micro-batches (its order derived from
+/// the seed and the epoch number only, so a resumed run finds the same batch at the same position).
+/// </summary>
+public interface IMicroBatchSource
+{
+    /// <summary>Micro-batches in epoch <paramref name="epoch"/> (packing can make epochs differ slightly).</summary>
+    int Count(int epoch);
+
+    /// <summary>Micro-batch <paramref name="index"/> of epoch <paramref name="epoch"/>.</summary>
+    MicroBatch Get(int epoch, int index);
+}
+
+/// <summary>Evaluation result: token-mean loss overall and per category.</summary>
+public sealed record EvalResult(double Loss, IReadOnlyDictionary<string, double> ByCategory, long Tokens);
+
+/// <summary>What one optimizer step did (for progress displays).</summary>
+public sealed record StepReport(int Step, int TotalSteps, double Loss, double Lr, double GradNorm, bool Skipped, double ElapsedSeconds);
+
+/// <summary>The outcome of <see cref="TrainLoop.Run"/>.</summary>
+public sealed record TrainResult(TrainerState State, IReadOnlyList<MetricsRecord> History, EvalResult? FinalEval, bool Completed);
+
+/// <summary>
+/// The optimisation loop, nanoGPT-shaped: take the micro-batches of one optimizer step, count their trained targets
+/// FIRST, then per micro-batch forward + chunked loss (sum / step's total count) + backward in its own dispose
+/// scope; clip; skip the update on NaN/inf; set the scheduled LR; AdamW step; zero grads; log, eval, checkpoint.
+/// </summary>
+public sealed class TrainLoop(
+    Qwen35ForCausalLM model,
+    IReadOnlyList<(string Name, Parameter Param)> trainable,
+    AdamW optimizer,
+    IMicroBatchSource data,
+    IReadOnlyList<MicroBatch> evalBatches,
+    IReadOnlyList<string> categories,
+    TrainLoopOptions options,
+    ILogger log,
+    Action<string> saveAdapter)
+{
+    /// <summary>Called after every optimizer step (e.g. to advance a progress bar).</summary>
+    public Action<StepReport>? OnStep { get; set; }
+
+    /// <summary>Steps per epoch: the micro-batches of an epoch grouped by grad_accum (a partial last group is dropped;
+    /// an epoch smaller than grad_accum makes one step of all its micro-batches).</summary>
+    public static int StepsPerEpoch(int microBatches, int gradAccum) =>
+        microBatches == 0 ? 0 : microBatches / GroupSize(microBatches, gradAccum);
+
+    static int GroupSize(int microBatches, int gradAccum) => Math.Max(1, Math.Min(gradAccum, microBatches));
+
+    /// <summary>Optimizer steps of <paramref name="epochs"/> full passes.</summary>
+    public static int StepsFor(IMicroBatchSource data, int epochs, int gradAccum) =>
+        Enumerable.Range(0, epochs).Sum(e => StepsPerEpoch(data.Count(e), gradAccum));
+
+    /// <summary>
+    /// Trains from <paramref name="resumeFrom"/> (or from scratch) until TotalSteps, or until
+    /// <paramref name="stopAfterStep"/> steps are done (used to simulate an interruption).
+    /// </summary>
+    public TrainResult Run(TrainerState? resumeFrom = null, int? stopAfterStep = null)
+    {
+        var device = model.LmHeadWeight.device;
+        var store = new CheckpointStore(options.OutputDir, options.KeepLast);
+        var state = resumeFrom ?? new TrainerState { Seed = options.Seed, RecipeHash = options.RecipeHash };
+        using var metrics = new MetricsWriter(Path.Combine(options.OutputDir, "metrics.jsonl"), resumeFrom?.Step);
+        var clock = Stopwatch.StartNew();
+        if (data.Count(0) == 0) throw new InvalidOperationException("no training micro-batches");
+        var parameters = trainable.Select(p => p.Param).ToList();
+        long windowTokens = 0;
+        var windowClock = Stopwatch.StartNew();
+        EvalResult? lastEval = null;
+
+        while (state.Step < options.TotalSteps && (stopAfterStep is null || state.Step < stopAfterStep))
+        {
+            // Data position: whole groups of grad_accum micro-batches; a new epoch starts when the current one has
+            // no full group left (its order is re-derived from the epoch number, so resume needs only the position).
+            var epoch = state.Epoch;
+            var pos = state.MicroBatchInEpoch;
+            var groupSize = GroupSize(data.Count(epoch), options.GradAccum);
+            if (pos / groupSize >= StepsPerEpoch(data.Count(epoch), options.GradAccum))
+            {
+                epoch++;
+                pos = 0;
+                groupSize = GroupSize(data.Count(epoch), options.GradAccum);
+            }
+            var stepsPerEpoch = StepsPerEpoch(data.Count(epoch), options.GradAccum);
+            var group = Enumerable.Range(pos, groupSize).Select(i => data.Get(epoch, i)).ToList();
+
+            var (loss, gradNorm, skipped) = Step(state.Step, group, parameters, device);
+            var targets = group.Sum(b => b.TargetCount);
+            windowTokens += group.Sum(b => b.AttentionMask?.LongCount(m => m != 0) ?? b.InputIds.LongLength);
+            state = state with
+            {
+                Step = state.Step + 1,
+                SchedulerStep = state.Step + 1,
+                Epoch = epoch,
+                MicroBatchInEpoch = pos + groupSize,
+                TrainedTokens = state.TrainedTokens + targets,
+                SkippedNonfinite = state.SkippedNonfinite + (skipped ? 1 : 0),
+                ElapsedSeconds = (resumeFrom?.ElapsedSeconds ?? 0) + clock.Elapsed.TotalSeconds,
+                LastLoss = skipped ? state.LastLoss : loss,
+            };
+            if (skipped)
+            {
+                log.Warning("step {Step}: non-finite loss {Loss} or grad norm {GradNorm}; update skipped ({Count}/{Max})",
+                    state.Step, loss, gradNorm, state.SkippedNonfinite, options.MaxNonfiniteSteps);
+                if (state.SkippedNonfinite >= options.MaxNonfiniteSteps)
+                    throw new TrainingDivergedException(
+                        $"stopped after {state.SkippedNonfinite} optimizer steps with a non-finite loss or gradient (schedule.max_nonfinite_steps); last at step {state.Step}");
+            }
+
+            var isLast = state.Step == options.TotalSteps;
+            var doEval = evalBatches.Count > 0 && (isLast || (options.EvalEvery > 0 && state.Step % options.EvalEvery == 0));
+            EvalResult? eval = doEval ? Evaluate(model, evalBatches, categories, options.ChunkRows) : null;
+            if (eval != null) lastEval = eval;
+            if (doEval || isLast || state.Step % options.LogEvery == 0)
+            {
+                var seconds = windowClock.Elapsed.TotalSeconds;
+                var record = new MetricsRecord
+                {
+                    Step = state.Step,
+                    Epoch = epoch + (double)(pos + groupSize) / (stepsPerEpoch * groupSize),
+                    Loss = skipped ? null : loss,
+                    EvalLoss = eval?.Loss,
+                    EvalLossByCategory = eval?.ByCategory,
+                    Lr = options.Schedule.At(state.Step - 1),
+                    GradNorm = double.IsFinite(gradNorm) ? gradNorm : null,
+                    TrainedTokens = state.TrainedTokens,
+                    TokensPerSecond = seconds > 0 ? windowTokens / seconds : null,
+                    ElapsedSeconds = Math.Round(state.ElapsedSeconds, 3),
+                    MemoryMb = Math.Round(ProcessMemory.RssMb(), 1),
+                    SkippedNonfinite = state.SkippedNonfinite,
+                };
+                metrics.Write(record);
+                log.Information("step {Step}/{Total} loss {Loss:F4} lr {Lr:E2} grad_norm {GradNorm:F3} tok/s {TokPerS:F0}{Eval}",
+                    state.Step, options.TotalSteps, loss, record.Lr, gradNorm, record.TokensPerSecond ?? 0,
+                    eval is null ? "" : $" eval_loss {eval.Loss:F4} ({string.Join(", ", eval.ByCategory.Select(kv => $"{kv.Key} {kv.Value:F4}"))})");
+                windowTokens = 0;
+                windowClock.Restart();
+            }
+            OnStep?.Invoke(new StepReport(state.Step, options.TotalSteps, loss, options.Schedule.At(state.Step - 1), gradNorm, skipped, state.ElapsedSeconds));
+
+            if (options.SaveEvery > 0 && state.Step % options.SaveEvery == 0)
+            {
+                var dir = store.Save(state, trainable, optimizer, saveAdapter);
+                log.Information("checkpoint {Dir}", dir);
+            }
+        }
+        return new TrainResult(state, metrics.History, lastEval, state.Step >= options.TotalSteps);
+    }
+
+    /// <summary>One optimizer step over a group of micro-batches. Returns (mean loss, grad norm before clipping, skipped).</summary>
+    (double Loss, double GradNorm, bool Skipped) Step(int step, IReadOnlyList<MicroBatch> group, List<Parameter> parameters, Device device)
+    {
+        // Count the trained targets of the WHOLE step before any forward: each micro-batch's loss sum is divided by
+        // this total, so two micro-batches of unequal length give exactly the gradient of one batch holding both
+        // (the late-2024 gradient-accumulation fix; transformers #34191, torchtune #1875).
+        var total = group.Sum(b => b.TargetWeight);
+        if (total <= 0) return (double.NaN, double.NaN, true);
+        double lossSum = 0;
+        for (var i = 0; i < group.Count; i++)
+        {
+            using var scope = NewDisposeScope();   // everything a micro-batch allocates dies here
+            var tensors = group[i].ToTensors(device);
+            var dropoutSeed = unchecked(options.Seed * 7_919 + step * 131L + i);
+            lossSum += LossComputation.ForwardBackward(model, tensors, 1.0 / total, options.ActivationCheckpointing,
+                dropoutSeed, options.ChunkRows);
+        }
+        var loss = lossSum / total;
+        // clip_grad_norm_ returns the total norm before clipping; max_norm 0 means "measure only".
+        var maxNorm = options.MaxGradNorm > 0 ? options.MaxGradNorm : double.MaxValue;
+        var gradNorm = nn.utils.clip_grad_norm_(parameters, maxNorm);
+        var skipped = !double.IsFinite(loss) || !double.IsFinite(gradNorm);
+        if (!skipped)
+        {
+            var lr = options.Schedule.At(step);
+            foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+            optimizer.step();
+        }
+        ZeroGrads(parameters);
+        return (loss, gradNorm, skipped);
+    }
+
+    /// <summary>Zeroes gradients in place. (AdamW.zero_grad leaves one tensor wrapper per parameter alive per call,
+    /// which the flat-memory test catches; a dispose scope around our own loop releases them.)</summary>
+    static void ZeroGrads(List<Parameter> parameters)
+    {
+        using var scope = NewDisposeScope();
+        foreach (var p in parameters) p.grad?.zero_();
+    }
+
+    /// <summary>Token-mean loss over the evaluation batches, overall and per category (no gradients, no dropout).</summary>
+    public static EvalResult Evaluate(Qwen35ForCausalLM model, IReadOnlyList<MicroBatch> batches, IReadOnlyList<string> categories,
+        int chunkRows = 1024)
+    {
+        var wasTraining = model.training;
+        model.eval();
+        var device = model.LmHeadWeight.device;
+        var sums = new double[categories.Count + 1];     // last slot: documents without a category
+        var counts = new long[categories.Count + 1];
+        try
+        {
+            using var noGrad = no_grad();
+            foreach (var batch in batches)
+            {
+                using var scope = NewDisposeScope();
+                var t = batch.ToTensors(device);
+                var hidden = model.Forward(new ModelInputs(t.InputIds, t.AttentionMask, null, t.SequenceIds));
+                using var sel = ChunkedCrossEntropy.Select(hidden, t.Labels, t.SequenceIds, null, t.CategoryIds);
+                if (sel.Count == 0) continue;
+                var losses = ChunkedCrossEntropy.TokenLosses(sel, model.LmHeadWeight, chunkRows).cpu().to(ScalarType.Float64);
+                var groups = sel.Groups?.cpu().data<long>().ToArray();
+                var values = losses.data<double>().ToArray();
+                for (var i = 0; i < values.Length; i++)
+                {
+                    var g = groups is null || groups[i] < 0 || groups[i] >= categories.Count ? categories.Count : (int)groups[i];
+                    sums[g] += values[i];
+                    counts[g]++;
+                }
+            }
+        }
+        finally
+        {
+            model.train(wasTraining);
+        }
+        var byCategory = new SortedDictionary<string, double>(StringComparer.Ordinal);
+        for (var c = 0; c < categories.Count; c++)
+            if (counts[c] > 0) byCategory[categories[c]] = sums[c] / counts[c];
+        var n = counts.Sum();
+        return new EvalResult(n > 0 ? sums.Sum() / n : double.NaN, byCategory, n);
+    }
+}
+
+/// <summary>Training stopped because too many steps produced a non-finite loss or gradient.</summary>
+public sealed class TrainingDivergedException(string message) : Exception(message);

@@ -1,0 +1,33 @@
+namespace Qwen35.Training.Observability;
+
+/// <summary>Renders the train and eval loss curves to a PNG (ASCII labels only: the machine may lack CJK fonts).</summary>
+public static class LossPlot
+{
+    public static void Save(string path, IReadOnlyList<MetricsRecord> history, string title)
+    {
+        var plot = new ScottPlot.Plot();
+        var train = history.Where(r => r.Loss is not null).ToArray();
+        if (train.Length > 0)
+        {
+            var s = plot.Add.Scatter(train.Select(r => (double)r.Step).ToArray(), train.Select(r => r.Loss!.Value).ToArray());
+            s.LegendText = "train loss";
+            s.MarkerSize = 3;
+        }
+        var eval = history.Where(r => r.EvalLoss is not null).ToArray();
+        if (eval.Length > 0)
+        {
+            var s = plot.Add.Scatter(eval.Select(r => (double)r.Step).ToArray(), eval.Select(r => r.EvalLoss!.Value).ToArray());
+            s.LegendText = "eval loss";
+            s.MarkerSize = 6;
+        }
+        plot.Title(Ascii(title));
+        plot.XLabel("optimizer step");
+        plot.YLabel("loss (mean token cross-entropy)");
+        plot.ShowLegend();
+        var tmp = path + ".tmp.png";
+        plot.SavePng(tmp, 900, 540);
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    static string Ascii(string s) => new(s.Select(c => c < 128 ? c : '?').ToArray());
+}

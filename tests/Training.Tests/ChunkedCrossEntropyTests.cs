@@ -1,0 +1,81 @@
+using Qwen35.Tests;
+using Qwen35.Training.Loop;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Qwen35.Training.Tests;
+
+public class ChunkedCrossEntropyTests
+{
+    /// <summary>The reference: full logits, shift by one, F.cross_entropy(sum, ignore_index=-100).</summary>
+    static Tensor FullLoss(Tensor hidden, Tensor labels, Tensor w)
+    {
+        var logits = hidden.matmul(w.t());                                  // [B,T,V]
+        var shifted = logits[.., ..^1, ..].reshape(-1, w.size(0));
+        var targets = labels[.., 1..].reshape(-1);
+        return nn.functional.cross_entropy(shifted, targets, ignore_index: -100, reduction: nn.Reduction.Sum);
+    }
+
+    static (Tensor Hidden, Tensor Labels, Tensor W) Case()
+    {
+        var g = new Generator(7);
+        var hidden = randn([2, 9, 16], generator: g, dtype: ScalarType.Float64).to(ScalarType.Float32).requires_grad_(true);
+        var w = randn([50, 16], generator: g).mul(0.3);
+        var labels = randint(0, 50, [2, 9], generator: g, dtype: ScalarType.Int64);
+        labels[0, 0] = tensor(-100L); labels[0, 3] = tensor(-100L); labels[1, 5] = tensor(-100L); labels[1, 8] = tensor(-100L);
+        return (hidden, labels, w);
+    }
+
+    [TestCase(1024)]
+    [TestCase(4)]
+    [TestCase(1)]
+    public void ValueAndGradientEqualFullCrossEntropy(int chunkRows)
+    {
+        using var scope = NewDisposeScope();
+        var (hidden, labels, w) = Case();
+        var reference = FullLoss(hidden, labels, w);
+        reference.backward();
+        var refGrad = hidden.grad!.clone();
+        hidden.grad!.zero_();
+
+        using var sel = ChunkedCrossEntropy.Select(hidden, labels);
+        Assert.That(sel.Count, Is.EqualTo(2 * 8 - 3), "16 shifted targets, 3 of them ignored (label at t=0 is never a target)");
+        var chunked = ChunkedCrossEntropy.SumLoss(sel, w, chunkRows);
+        Assert.That(chunked.ToDouble(), Is.EqualTo(reference.ToDouble()).Within(1e-4));
+        chunked.backward();
+        Assert.That(hidden.grad!.allclose(refGrad, rtol: 1e-5, atol: 1e-6), Is.True);
+
+        hidden.grad!.zero_();
+        using var sel2 = ChunkedCrossEntropy.Select(hidden, labels);
+        var sum = ChunkedCrossEntropy.SumLossBackward(hidden, sel2, w, gradScale: 0.5, chunkRows);
+        Assert.That(sum, Is.EqualTo(reference.ToDouble()).Within(1e-4));
+        Assert.That(hidden.grad!.allclose(refGrad.mul(0.5), rtol: 1e-5, atol: 1e-6), Is.True, "chunked backward = scaled full gradient");
+    }
+
+    [Test]
+    public void TargetsAcrossPackedDocumentBoundariesAreDropped()
+    {
+        using var scope = NewDisposeScope();
+        var (hidden, labels, w) = Case();
+        var seq = tensor(new long[] { 0, 0, 0, 1, 1, 1, 1, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0 }).reshape(2, 9);
+        using var sel = ChunkedCrossEntropy.Select(hidden, labels, seq);
+        // Boundaries in row 0 at t=3 (label ignored anyway) and t=7; row 1 has none.
+        Assert.That(sel.Count, Is.EqualTo(13 - 1));
+        var masked = labels.clone();
+        masked[0, 7] = tensor(-100L);
+        Assert.That(ChunkedCrossEntropy.SumLoss(sel, w).ToDouble(), Is.EqualTo(FullLoss(hidden, masked, w).ToDouble()).Within(1e-4));
+    }
+
+    [Test]
+    public void TokenWeightsScaleEachTokenLoss()
+    {
+        using var scope = NewDisposeScope();
+        var (hidden, labels, w) = Case();
+        var weights = ones(2, 9);
+        weights[1] = tensor(3f);                       // every token of row 1 counts three times
+        using var sel = ChunkedCrossEntropy.Select(hidden, labels, tokenWeights: weights);
+        var row0 = FullLoss(hidden[..1], labels[..1], w).ToDouble();
+        var row1 = FullLoss(hidden[1..], labels[1..], w).ToDouble();
+        Assert.That(ChunkedCrossEntropy.SumLoss(sel, w, 3).ToDouble(), Is.EqualTo(row0 + 3 * row1).Within(1e-3));
+    }
+}
