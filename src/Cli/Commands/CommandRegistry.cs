@@ -12,5 +12,8 @@ static class CommandRegistry
         yield return LoraCommands.Build();
         yield return DataCommands.Build();
         yield return TokenizeCommand.Build();
+        yield return TrainCommand.Build();
+        yield return EvalCommand.Build();
+        yield return BenchCommand.Build();
     }
 }

@@ -82,8 +82,9 @@ public sealed class SftData : IMicroBatchSource
         };
     }
 
-    /// <summary>Reads, splits and encodes the recipe's data. Bad rows fail or are skipped per data.on_bad_row.</summary>
-    public static SftData Load(Recipe recipe, string baseDir, ITokenizer tokenizer, ILogger log)
+    /// <summary>Reads, splits and encodes the recipe's data. Bad rows fail or are skipped per data.on_bad_row.
+    /// With <paramref name="evalOnly"/> every conversation of data.train becomes evaluation data (the eval verb).</summary>
+    public static SftData Load(Recipe recipe, string baseDir, ITokenizer tokenizer, ILogger log, bool evalOnly = false)
     {
         var d = recipe.Data;
         var readOptions = new DatasetReadOptions(
@@ -106,9 +107,14 @@ public sealed class SftData : IMicroBatchSource
             return all;
         }
 
-        var train = Read(d.Train, "train");
+        var train = Read(d.Train, evalOnly ? "eval" : "train");
         List<Conversation> eval;
-        if (d.Eval is not null) eval = Read([d.Eval], "eval");
+        if (evalOnly)
+        {
+            eval = train;
+            train = [];
+        }
+        else if (d.Eval is not null) eval = Read([d.Eval], "eval");
         else
         {
             // Stratified by category so every category has eval rows (and per-category eval loss means something).
@@ -133,7 +139,7 @@ public sealed class SftData : IMicroBatchSource
                 name, r.Kept, r.Conversations, r.Truncated, r.DroppedTooLong, r.DroppedNoTarget, r.Tokens, r.TrainedTokens);
             foreach (var note in r.Notes) log.Debug("{What}: {Note}", name, note);
         }
-        if (trainSet.Examples.Count == 0)
+        if (trainSet.Examples.Count == 0 && !evalOnly)
             throw new InvalidDataException($"data.train: no usable training example in {string.Join(", ", d.Train)} (see the log for dropped rows)");
 
         var categories = trainSet.Examples.Concat(evalSet.Examples).Select(e => CategoryTools.Name(e.Category))
