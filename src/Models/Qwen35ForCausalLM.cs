@@ -54,7 +54,8 @@ public sealed partial class Qwen35ForCausalLM : nn.Module<ModelInputs, Tensor>
 
     /// <summary>
     /// Mean next-token cross-entropy of each row in fp32 (HF ForCausalLMLoss with labels = input ids): position t
-    /// predicts token t+1; with an attention mask only pairs whose target is a real token count.
+    /// predicts token t+1; with an attention mask only pairs where both tokens are real count (so right and left
+    /// padding both give the unpadded losses).
     /// </summary>
     public float[] SequenceLosses(Tensor inputIds, Tensor? attentionMask = null)
     {
@@ -67,7 +68,7 @@ public sealed partial class Qwen35ForCausalLM : nn.Module<ModelInputs, Tensor>
         var nll = -logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1);   // [B, T-1]
         var weight = attentionMask is null
             ? ones_like(nll)
-            : attentionMask.narrow(1, 1, t - 1).to(ScalarType.Float32);
+            : (attentionMask.narrow(1, 0, t - 1) * attentionMask.narrow(1, 1, t - 1)).to(ScalarType.Float32);
         var losses = (nll * weight).sum(1) / weight.sum(1).clamp_min(1);
         return losses.cpu().data<float>().ToArray();
     }

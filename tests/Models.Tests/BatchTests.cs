@@ -140,4 +140,68 @@ public class BatchTests
         TestContext.Out.WriteLine($"max |Δlogit| = {diff:E3}");
         Assert.That(diff, Is.LessThanOrEqualTo(1e-4));
     }
+
+    [Test]
+    public void LayerByLayerWithBuildContextEqualsForward()
+    {
+        // Activation checkpointing runs the layers one at a time with BuildContext: it must be the same computation.
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var model = GoldenData.Model;
+        var ids = tensor(GoldenData.Sequences[1][..40]).view(2, 20);
+        var mask = tensor(Enumerable.Repeat(1L, 20).Concat(Enumerable.Repeat(1L, 15)).Concat(Enumerable.Repeat(0L, 5)).ToArray()).view(2, 20);
+        var seqIds = tensor(Enumerable.Repeat(0L, 7).Concat(Enumerable.Repeat(1L, 13)).Concat(Enumerable.Repeat(0L, 20)).ToArray()).view(2, 20);
+        var inputs = new ModelInputs(ids, mask, SequenceIds: seqIds);
+        var expected = model.Forward(inputs);
+        var text = model.TextModel;
+        var x = text.embed_tokens.forward(ids);
+        var ctx = text.BuildContext(inputs, x.dtype);
+        foreach (var layer in text.layers) x = layer.forward(x, ctx);
+        Assert.That(GoldenData.MaxAbsDiff(text.norm.forward(x), expected), Is.Zero);
+    }
+
+    [Test]
+    public void CacheSelectRowsContinuesTheKeptRow()
+    {
+        // Batch of two prompts, drop row 0 from the cache, continue row 1 alone: equals row 1 run alone.
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var model = GoldenData.Model;
+        long[] a = GoldenData.Sequences[0][..12], b = GoldenData.Sequences[1][..12];
+        using var cache = new ModelCache(model.Config);
+        model.Forward(new ModelInputs(tensor(a.Concat(b).ToArray()).view(2, 12), Cache: cache));
+        cache.SelectRows(tensor(new[] { 1L }));
+        var step = model.Logits(model.Forward(new ModelInputs(tensor(new[] { 42L }).view(1, 1), Cache: cache))).select(1, -1).squeeze(0);
+        var alone = LogitsAlone(b.Append(42L).ToArray()).select(0, -1);
+        Assert.That(GoldenData.MaxAbsDiff(step, alone), Is.LessThanOrEqualTo(1e-4));
+        Assert.That(cache.Keys(3)!.shape[0], Is.EqualTo(1));
+    }
+
+    [Test]
+    public void PaddedBatchLossesEqualGoldenLosses()
+    {
+        // Rows 0 and 1 right- and left-padded to the longest sequence: SequenceLosses must ignore every pad pair.
+        using var scope = NewDisposeScope();
+        var seqs = GoldenData.Sequences;
+        var expected = GoldenData.ExpectedJson().GetProperty("losses").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+        var length = seqs[2].Length;
+        foreach (var left in new[] { false, true })
+        {
+            var rows = seqs.Select(s =>
+            {
+                var pad = Enumerable.Repeat(0L, length - s.Length);
+                return left ? pad.Concat(s).ToArray() : s.Concat(pad).ToArray();
+            }).ToArray();
+            var masks = seqs.Select(s =>
+            {
+                var pad = Enumerable.Repeat(0L, length - s.Length);
+                var real = Enumerable.Repeat(1L, s.Length);
+                return left ? pad.Concat(real).ToArray() : real.Concat(pad).ToArray();
+            }).ToArray();
+            var losses = GoldenData.Model.SequenceLosses(tensor(rows.SelectMany(r => r).ToArray()).view(3, length),
+                tensor(masks.SelectMany(r => r).ToArray()).view(3, length));
+            for (var i = 0; i < 3; i++)
+                Assert.That(losses[i], Is.EqualTo(expected[i]).Within(1e-5), $"{(left ? "left" : "right")} padding, row {i}");
+        }
+    }
 }

@@ -240,4 +240,25 @@ public class GatedDeltaRuleTests
         Assert.Throws<ArgumentException>(() => GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, zeros(1, 4, 8, 7)));
         Assert.Throws<ArgumentException>(() => GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, null, 64, zeros(1, 5, ScalarType.Bool)));
     }
+
+    [Test]
+    public void KernelsFreeTheirTemporaries()
+    {
+        // Only the two results may outlive a call (per-call dispose scope inside the kernels).
+        using var scope = NewDisposeScope();
+        var x = MakeInputs(seed: 8, batch: 1, length: 21, keyHeads: 1, group: 2);
+        var starts = zeros(1, 21, ScalarType.Bool);
+        starts[0, 9] = true;
+        var convInput = randn(1, 3, 21);
+        var convWeight = randn(3, 1, 4);
+        // Earlier tests' unreferenced tensors would otherwise be finalised during the measurement.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        var before = Tensor.TotalCount;
+        var (o1, s1) = GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, x.State, 8, starts);
+        var (o2, s2) = GatedDeltaRule.Recurrent(x.Q, x.K, x.V, x.G, x.Beta, x.State, documentStarts: starts);
+        var (o3, s3) = CausalConv.Forward(convInput, convWeight, starts, null);
+        Assert.That(Tensor.TotalCount, Is.EqualTo(before + 6));
+    }
 }

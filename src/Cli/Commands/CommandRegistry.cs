@@ -8,6 +8,7 @@ static class CommandRegistry
     public static IEnumerable<Command> All()
     {
         // Add one line per verb; each verb is built in its own file.
+        yield return ScoreCommand.Build();
         yield return InspectCommand.Build();
         yield return LoraCommands.Build();
         yield return DataCommands.Build();

@@ -1,71 +1,163 @@
 using System.CommandLine;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using Qwen35.Lora;
 using Qwen35.Models;
 using Qwen35.Models.Config;
-using Qwen35.Models.SafeTensors;
 
 namespace Qwen35.Cli.Commands;
 
 /// <summary>
-/// `trainer inspect --model DIR` and/or `--adapter DIR`: describes a checkpoint (config, tensor counts) and an adapter
-/// (targets, ranks, scaling, parameter counts, portability warnings); with both, also checks the adapter fits the model.
-/// Reads headers only: no weights are loaded into a model.
+/// <c>trainer inspect --model DIR</c> and/or <c>--adapter DIR</c>: what a Qwen3.5 folder holds and how it would load
+/// (config summary, layer pattern, parameter counts by module type, checkpoint dtypes, skipped keys, key mismatches)
+/// and what a PEFT LoRA adapter holds (targets, ranks, scaling, counts, portability warnings); with both, whether the
+/// adapter fits the model. Reads config files and safetensors headers only, so it is instant even for 27B.
+/// One JSON object on stdout (sections "model" and "adapter").
 /// </summary>
 public static class InspectCommand
 {
+    static readonly JsonSerializerOptions Indented = new()
+    {
+        WriteIndented = true,
+        // Keep report lines readable (arrows, quotes) instead of \u escapes.
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
     public static Command Build()
     {
-        var model = new Option<DirectoryInfo?>("--model") { Description = "Model folder (config.json + safetensors)" };
+        var model = new Option<DirectoryInfo?>("--model") { Description = "Hugging Face Qwen3.5 folder (config.json + safetensors)" };
         var adapter = new Option<DirectoryInfo?>("--adapter") { Description = "PEFT LoRA adapter folder" };
-        var cmd = new Command("inspect", "Describe a model checkpoint and/or a LoRA adapter") { model, adapter };
+        var cmd = new Command("inspect", "Describe a model folder (config, layer pattern, parameter counts, dtypes, skipped keys) " +
+                                         "and/or a LoRA adapter (targets, ranks, fit)") { model, adapter };
         cmd.SetAction(pr =>
         {
             var modelDir = pr.GetValue(model)?.FullName;
             var adapterDir = pr.GetValue(adapter)?.FullName;
+            var stderr = pr.InvocationConfiguration.Error;
             if (modelDir == null && adapterDir == null)
             {
-                Console.Error.WriteLine("error: give --model DIR and/or --adapter DIR");
+                stderr.WriteLine("inspect: error: give --model DIR and/or --adapter DIR");
                 return 1;
             }
-            return CliRun.Guard(() => Run(modelDir, adapterDir));
+            return Run(modelDir, adapterDir, pr.InvocationConfiguration.Output, stderr);
         });
         return cmd;
     }
 
-    static int Run(string? modelDir, string? adapterDir)
+    /// <summary>The verb's body; returns the exit code: 0 ok (a model whose checkpoint does not match its config is
+    /// reported in "model.checkpoint.problem"), 2 unreadable input or an adapter that does not fit, 3 runtime failure.</summary>
+    public static int Run(string? modelDir, string? adapterDir, TextWriter stdout, TextWriter stderr)
     {
-        Qwen35TextConfig? config = null;
-        if (modelDir != null)
+        try
         {
-            config = Qwen35TextConfig.Load(Path.Combine(modelDir, "config.json"));
-            using var ck = SafeTensorsCheckpoint.Open(modelDir);
-            Console.WriteLine($"model: {modelDir}");
-            Console.WriteLine($"  {config.Summary()}");
-            Console.WriteLine($"  layer types: {string.Join(",", config.LayerTypes.Select(t => t == Qwen35TextConfig.FullAttention ? "F" : "L"))}");
-            Console.WriteLine($"  text parameters: {ParameterManifest.TotalParameters(config):N0}");
-            var byPrefix = ck.Names.GroupBy(n => Qwen35ForCausalLM.SkippedPrefixes.FirstOrDefault(p => n.StartsWith(p, StringComparison.Ordinal)) ?? "text")
-                .OrderBy(g => g.Key, StringComparer.Ordinal);
-            Console.WriteLine($"  checkpoint tensors: {string.Join(", ", byPrefix.Select(g => $"{g.Key} {g.Count()}"))}; " +
-                              $"dtypes {string.Join(", ", ck.Names.GroupBy(n => ck.Info(n).Dtype).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}");
+            var result = new JsonObject();
+            Qwen35TextConfig? config = null;
+            if (modelDir != null)
+            {
+                using var plan = CheckpointPlan.Open(modelDir);
+                config = plan.Config;
+                result["model"] = DescribeModel(modelDir, plan);
+                if (plan.Problem is not null) stderr.WriteLine($"inspect: warning: {plan.Problem}");
+            }
+            var code = 0;
+            if (adapterDir != null)
+            {
+                var (section, fits) = DescribeAdapter(adapterDir, config);
+                result["adapter"] = section;
+                if (!fits) code = 2;
+            }
+            stdout.WriteLine(result.ToJsonString(Indented));
+            return code;
         }
-        if (adapterDir == null) return 0;
+        catch (Exception e) when (CliParsing.IsBadInput(e) || e is IOException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"inspect: error: {e.Message}");
+            return 2;
+        }
+        catch (Exception e)
+        {
+            stderr.WriteLine($"inspect: failed: {e}");
+            return 3;
+        }
+    }
 
+    static JsonObject DescribeModel(string modelDir, CheckpointPlan plan)
+    {
+        var config = plan.Config;
+        var manifest = ParameterManifest.For(config);
+        var byType = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        foreach (var e in manifest) byType[ModuleType(e.Name)] = byType.GetValueOrDefault(ModuleType(e.Name)) + e.Count;
+        var dtypes = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        foreach (var source in plan.Mapping.Values)
+        {
+            var d = plan.Checkpoint.Info(source).Dtype;
+            dtypes[d] = dtypes.GetValueOrDefault(d) + 1;
+        }
+        var fp32Kept = manifest.Where(e => e.KeptFp32)
+            .Select(e => e.Name[(e.Name.LastIndexOf(".linear_attn.", StringComparison.Ordinal) + 1)..])
+            .Distinct().Order(StringComparer.Ordinal).ToArray();
+
+        return new JsonObject
+        {
+            ["path"] = modelDir,
+            ["summary"] = config.Summary(),
+            ["config"] = JsonNode.Parse(config.ToJson()),
+            ["layer_pattern"] = string.Concat(config.LayerTypes.Select(t => t == Qwen35TextConfig.FullAttention ? 'F' : 'L')),
+            ["parameters"] = new JsonObject
+            {
+                ["total"] = manifest.Sum(e => e.Count),
+                ["tensors"] = manifest.Count,
+                ["by_module_type"] = new JsonObject(byType.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+                ["kept_fp32"] = new JsonArray(fp32Kept.Select(n => (JsonNode?)n).ToArray()),
+            },
+            ["checkpoint"] = new JsonObject
+            {
+                ["source"] = plan.Checkpoint.Source,
+                ["files"] = plan.Checkpoint.Files.Count,
+                ["layout"] = plan.Layout,
+                ["tensors"] = plan.Checkpoint.Names.Count,
+                ["text_tensors"] = plan.Mapping.Count,
+                ["dtypes"] = new JsonObject(dtypes.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+                ["skipped"] = new JsonObject(plan.Skipped.Select(kv => KeyValuePair.Create(kv.Key + "*", (JsonNode?)kv.Value))),
+                ["tied_embeddings"] = config.TieWordEmbeddings,
+                ["problem"] = plan.Problem,
+            },
+        };
+    }
+
+    static (JsonObject Section, bool Fits) DescribeAdapter(string adapterDir, Qwen35TextConfig? config)
+    {
         using var file = PeftAdapter.Load(adapterDir);
         var o = file.Options;
         var report = AdapterInspection.Describe(file, config);
-        Console.WriteLine($"adapter: {adapterDir}");
-        Console.WriteLine($"  base_model_name_or_path: {file.BaseModelNameOrPath ?? "(none)"}");
-        Console.WriteLine($"  target_modules: {o.TargetModules}{(o.LayersToTransform is { } l ? $", layers_to_transform [{string.Join(",", l)}]" : "")}");
-        Console.WriteLine($"  r {o.Rank}, lora_alpha {o.Alpha}, use_rslora {(o.UseRsLora ? "true" : "false")}, lora_dropout {o.Dropout}" +
-                          (o.RankPattern.Count > 0 ? $", rank_pattern {{{string.Join(", ", o.RankPattern.Select(p => $"{p.Key}: {p.Value}"))}}}" : "") +
-                          (o.AlphaPattern.Count > 0 ? $", alpha_pattern {{{string.Join(", ", o.AlphaPattern.Select(p => $"{p.Key}: {p.Value}"))}}}" : ""));
-        foreach (var line in report.Format().Split('\n')) Console.WriteLine("  " + line);
+        var settings = $"r {o.Rank}, lora_alpha {o.Alpha}, use_rslora {(o.UseRsLora ? "true" : "false")}, lora_dropout {o.Dropout}" +
+                       (o.RankPattern.Count > 0 ? $", rank_pattern {{{string.Join(", ", o.RankPattern.Select(p => $"{p.Key}: {p.Value}"))}}}" : "") +
+                       (o.AlphaPattern.Count > 0 ? $", alpha_pattern {{{string.Join(", ", o.AlphaPattern.Select(p => $"{p.Key}: {p.Value}"))}}}" : "");
         var warnings = AdapterPortability.Check(o, file.Modules.Select(m => (m.ModuleName, m.Rank)));
-        foreach (var w in warnings) Console.WriteLine($"  portability warning: {w}");
-        if (config == null) return 0;
+        var section = new JsonObject
+        {
+            ["path"] = adapterDir,
+            ["base_model_name_or_path"] = file.BaseModelNameOrPath,
+            ["target_modules"] = $"{o.TargetModules}",
+            ["layers_to_transform"] = o.LayersToTransform is { } l ? new JsonArray(l.Select(i => (JsonNode?)i).ToArray()) : null,
+            ["settings"] = settings,
+            ["report"] = new JsonArray(report.Format().Split('\n').Select(line => (JsonNode?)line).ToArray()),
+            ["portability_warnings"] = new JsonArray(warnings.Select(w => (JsonNode?)w).ToArray()),
+        };
+        if (config == null) return (section, true);
         var problems = AdapterInspection.CheckAgainst(file, config);
-        foreach (var p in problems) Console.WriteLine($"  does not fit the model: {p}");
-        if (problems.Count == 0) Console.WriteLine("  fits the model: yes");
-        return problems.Count == 0 ? 0 : 2;
+        section["fit"] = problems.Count == 0 ? "fits the model: yes" : "does not fit the model";
+        section["fit_problems"] = new JsonArray(problems.Select(p => (JsonNode?)p).ToArray());
+        return (section, problems.Count == 0);
     }
+
+    /// <summary>Groups a parameter name by the module kind that owns it.</summary>
+    static string ModuleType(string name) =>
+        name.Contains(".embed_tokens.") ? "embed_tokens"
+        : name.StartsWith("lm_head.", StringComparison.Ordinal) ? "lm_head"
+        : name.Contains(".linear_attn.") ? "linear_attn (Gated DeltaNet)"
+        : name.Contains(".self_attn.") ? "self_attn (gated attention)"
+        : name.Contains(".mlp.") ? "mlp"
+        : "norms";
 }

@@ -162,7 +162,7 @@ public sealed record Qwen35TextConfig
             $"attention {NumAttentionHeads}q/{NumKeyValueHeads}kv x {HeadDim} (rotary {RotaryDim}, theta {RopeTheta}); ");
         sb.Append(CultureInfo.InvariantCulture,
             $"GDN {LinearNumKeyHeads}k x {LinearKeyHeadDim} / {LinearNumValueHeads}v x {LinearValueHeadDim}, conv {LinearConvKernelDim}; ");
-        sb.Append(CultureInfo.InvariantCulture, $"tied embeddings {TieWordEmbeddings}");
+        sb.Append(TieWordEmbeddings ? "tied embeddings" : "separate lm_head");
         return sb.ToString();
     }
 }

@@ -35,17 +35,46 @@ public sealed class Qwen35TextModel : nn.Module<ModelInputs, Tensor>
     /// norm), L+1 tensors owned by the caller's dispose scope.</summary>
     public Tensor Forward(ModelInputs inputs, List<Tensor>? hiddenStates)
     {
+        using var scope = NewDisposeScope();
+        var x = embed_tokens.forward(ValidIds(inputs));
+        var (ctx, fullMask) = Prepare(inputs, x.dtype);
+        hiddenStates?.Add(x.alias().MoveToOuterDisposeScope());
+        foreach (var layer in layers)
+        {
+            x = layer.forward(x, ctx);
+            hiddenStates?.Add(x.alias().MoveToOuterDisposeScope());
+        }
+        var y = norm.forward(x);
+        inputs.Cache?.Advance(inputs.InputIds.shape[1], fullMask);
+        return y.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The per-forward context the layers share (RoPE tables, attention mask, GDN pad mask, document starts), exactly
+    /// as <see cref="Forward"/> builds it; for callers that run the layers one at a time (activation
+    /// checkpointing). It reads the cache's length and mask but does not advance the cache.
+    /// </summary>
+    public LayerContext BuildContext(ModelInputs inputs, ScalarType activationDtype)
+    {
+        ValidIds(inputs);
+        return Prepare(inputs, activationDtype).Context;
+    }
+
+    static Tensor ValidIds(ModelInputs inputs)
+    {
         var ids = inputs.InputIds;
         if (ids.dim() != 2) throw new ArgumentException($"InputIds must be [B, T], got [{string.Join(", ", ids.shape)}]");
+        if (inputs.SequenceIds is not null && inputs.Cache?.SeenTokens > 0)
+            throw new ArgumentException("SequenceIds (packed rows) cannot be combined with a non-empty cache");
+        return ids;
+    }
+
+    (LayerContext Context, Tensor? FullMask) Prepare(ModelInputs inputs, ScalarType dtype)
+    {
+        var ids = inputs.InputIds;
         long b = ids.shape[0], t = ids.shape[1];
         var cache = inputs.Cache;
         var past = cache?.SeenTokens ?? 0;
-        if (inputs.SequenceIds is not null && past > 0)
-            throw new ArgumentException("SequenceIds (packed rows) cannot be combined with a non-empty cache");
-
-        using var scope = NewDisposeScope();
-        var x = embed_tokens.forward(ids);
-        var dtype = x.dtype;
         var fullMask = FullMask(inputs.AttentionMask, cache, b, t, past);
 
         Tensor? docStarts = null, posInDoc = null;
@@ -67,17 +96,7 @@ public sealed class Qwen35TextModel : nn.Module<ModelInputs, Tensor>
 
         var (attnMask, isCausal) = AttentionMask(fullMask, inputs.SequenceIds, b, t, past, ids.device);
         var linearMask = fullMask is not null && t > 1 ? fullMask.narrow(1, past, t).to(dtype) : null;
-        var ctx = new LayerContext(cos, sin, attnMask, isCausal, linearMask, docStarts, cache);
-
-        hiddenStates?.Add(x.alias().MoveToOuterDisposeScope());
-        foreach (var layer in layers)
-        {
-            x = layer.forward(x, ctx);
-            hiddenStates?.Add(x.alias().MoveToOuterDisposeScope());
-        }
-        var y = norm.forward(x);
-        cache?.Advance(t, fullMask);
-        return y.MoveToOuterDisposeScope();
+        return (new LayerContext(cos, sin, attnMask, isCausal, linearMask, docStarts, cache), fullMask);
     }
 
     /// <summary>The 2-D mask over all keys [B, past+T], or null when every token is real and none was given.</summary>

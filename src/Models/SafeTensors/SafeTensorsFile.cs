@@ -111,15 +111,23 @@ public sealed class SafeTensorsFile : IDisposable
     Tensor ReadCopy(TensorInfo info, long start)
     {
         var result = empty(info.Shape, info.ScalarType);
-        using var flat = result.view(-1);
-        var chunkElements = Math.Max(1, ChunkBytes / info.ElementSize);
-        for (long first = 0; first < info.NumElements; first += chunkElements)
+        try
         {
-            var count = Math.Min(chunkElements, info.NumElements - first);
-            using var chunk = flat.narrow(0, first, count);
-            SafeTensorsHeader.ReadExactly(_handle, chunk.bytes, start + first * info.ElementSize, Path);
+            using var flat = result.view(-1);
+            var chunkElements = Math.Max(1, ChunkBytes / info.ElementSize);
+            for (long first = 0; first < info.NumElements; first += chunkElements)
+            {
+                var count = Math.Min(chunkElements, info.NumElements - first);
+                using var chunk = flat.narrow(0, first, count);
+                SafeTensorsHeader.ReadExactly(_handle, chunk.bytes, start + first * info.ElementSize, Path);
+            }
+            return result;
         }
-        return result;
+        catch
+        {
+            result.Dispose();
+            throw;
+        }
     }
 
     public void Dispose()

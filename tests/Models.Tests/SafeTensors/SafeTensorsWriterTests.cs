@@ -45,6 +45,7 @@ public class SafeTensorsWriterTests
         SafeTensorsWriter.Write(path, [("x", original)]);
 
         using var file = SafeTensorsFile.Open(path);
+        Assert.That(file.Metadata, Is.EqualTo(new Dictionary<string, string> { ["format"] = "pt" }), "default metadata");
         Assert.That(file.Tensors["x"].Dtype, Is.EqualTo(SafeTensorsDtype.FromScalarType(type)));
         using var back = file.Load("x");
         Assert.That(back.dtype, Is.EqualTo(type));

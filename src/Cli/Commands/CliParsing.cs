@@ -1,0 +1,27 @@
+using System.Text.Json;
+using Qwen35.Models.SafeTensors;
+using TorchSharp;
+
+namespace Qwen35.Cli.Commands;
+
+/// <summary>Small shared pieces of the model verbs: dtype/device option values and the bad-input test for exit 2.</summary>
+static class CliParsing
+{
+    public static torch.ScalarType Dtype(string name) => name.ToLowerInvariant() switch
+    {
+        "float32" or "fp32" or "f32" => torch.ScalarType.Float32,
+        "bfloat16" or "bf16" => torch.ScalarType.BFloat16,
+        _ => throw new ArgumentException($"--dtype '{name}' is not one of float32, bfloat16"),
+    };
+
+    public static torch.Device Device(string name)
+    {
+        try { return new torch.Device(name); }
+        catch (Exception e) { throw new ArgumentException($"--device '{name}' is not a device (cpu, cuda, cuda:N): {e.Message}"); }
+    }
+
+    /// <summary>Errors caused by the user's files or options (exit code 2) rather than by the program.</summary>
+    public static bool IsBadInput(Exception e) => e is InvalidDataException or FileNotFoundException
+        or DirectoryNotFoundException or SafeTensorsFormatException or JsonException or ArgumentException
+        or Qwen35.Lora.AdapterFormatException;
+}
