@@ -17,6 +17,8 @@ public static class LoraInjector
     {
         options.Validate();
         var selected = Select(DecoderProjections.Find(model), options);
+        if (selected.FirstOrDefault(p => p.Module.Adapter != null) is { } taken)
+            throw new InvalidOperationException($"{taken.Name} already has an adapter; apply LoRA to a fresh model");
         using var generator = new Generator((ulong)seed);
         // Sorted module order (Select returns it) so one seed gives the same adapter on every run.
         foreach (var p in selected)

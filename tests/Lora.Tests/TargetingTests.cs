@@ -171,4 +171,15 @@ public class TargetingTests
         Assert.That(a1.equal(a2).all().item<bool>(), Is.True);
         Assert.That(a1.allclose(a3), Is.False);
     }
+
+    [Test]
+    public void Apply_Twice_IsRefusedBeforeChangingAnything()
+    {
+        using var model = FakeDecoder.Tiny();
+        LoraInjector.Apply(model, new LoraOptions { TargetModules = LoraTargets.Names("up_proj") }, seed: 1);
+        var e = Assert.Throws<InvalidOperationException>(() =>
+            LoraInjector.Apply(model, new LoraOptions { TargetModules = LoraTargets.Names("down_proj", "up_proj") }, seed: 1));
+        Assert.That(e!.Message, Does.Contain("up_proj"));
+        Assert.That(LoraInjector.Adapters(model).Select(a => a.ModuleName[(a.ModuleName.LastIndexOf('.') + 1)..]), Has.All.EqualTo("up_proj"), "no down_proj adapter was added");
+    }
 }

@@ -126,30 +126,52 @@ public static class InspectCommand
         };
     }
 
+    /// <summary>The "adapter" section: config, per-module table, parameter counts, portability warnings and (with a
+    /// model) the fit check; Fits is false when an adapter tensor does not fit the model.</summary>
     static (JsonObject Section, bool Fits) DescribeAdapter(string adapterDir, Qwen35TextConfig? config)
     {
         using var file = PeftAdapter.Load(adapterDir);
         var o = file.Options;
         var report = AdapterInspection.Describe(file, config);
-        var settings = $"r {o.Rank}, lora_alpha {o.Alpha}, use_rslora {(o.UseRsLora ? "true" : "false")}, lora_dropout {o.Dropout}" +
-                       (o.RankPattern.Count > 0 ? $", rank_pattern {{{string.Join(", ", o.RankPattern.Select(p => $"{p.Key}: {p.Value}"))}}}" : "") +
-                       (o.AlphaPattern.Count > 0 ? $", alpha_pattern {{{string.Join(", ", o.AlphaPattern.Select(p => $"{p.Key}: {p.Value}"))}}}" : "");
         var warnings = AdapterPortability.Check(o, file.Modules.Select(m => (m.ModuleName, m.Rank)));
-        var section = new JsonObject
+        static JsonObject Counts(IReadOnlyDictionary<string, long> d) => new(d.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value)));
+        var adapter = new JsonObject
         {
             ["path"] = adapterDir,
             ["base_model_name_or_path"] = file.BaseModelNameOrPath,
-            ["target_modules"] = $"{o.TargetModules}",
-            ["layers_to_transform"] = o.LayersToTransform is { } l ? new JsonArray(l.Select(i => (JsonNode?)i).ToArray()) : null,
-            ["settings"] = settings,
-            ["report"] = new JsonArray(report.Format().Split('\n').Select(line => (JsonNode?)line).ToArray()),
+            ["target_modules"] = o.TargetModules.Regex is { } regex
+                ? regex
+                : new JsonArray(o.TargetModules.NameList!.Select(n => (JsonNode?)n).ToArray()),
+            ["layers_to_transform"] = o.LayersToTransform is { } layers ? new JsonArray(layers.Select(l => (JsonNode?)l).ToArray()) : null,
+            ["r"] = o.Rank,
+            ["lora_alpha"] = o.Alpha,
+            ["use_rslora"] = o.UseRsLora,
+            ["lora_dropout"] = o.Dropout,
+            ["rank_pattern"] = new JsonObject(o.RankPattern.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+            ["alpha_pattern"] = new JsonObject(o.AlphaPattern.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+            ["modules"] = report.Modules.Count,
+            ["ranks"] = new JsonArray(report.Modules.Select(m => m.Rank).Distinct().Order().Select(r => (JsonNode?)r).ToArray()),
+            ["scalings"] = new JsonArray(report.Modules.Select(m => m.Scaling).Distinct().Order().Select(x => (JsonNode?)x).ToArray()),
+            ["parameters"] = new JsonObject
+            {
+                ["adapter"] = report.TrainableParameters,
+                // Only known with --model: adapter / (model + adapter).
+                ["share_of_total"] = report.TotalParameters == 0 ? null : report.TrainableShare,
+                ["by_module_type"] = Counts(report.ByModuleType),
+                ["by_layer_type"] = Counts(report.ByLayerType),
+            },
+            ["module_list"] = new JsonArray(report.Modules.Select(m => (JsonNode?)new JsonObject
+            {
+                ["name"] = m.Name, ["layer"] = m.LayerIndex, ["layer_type"] = m.LayerType, ["r"] = m.Rank, ["lora_alpha"] = m.Alpha,
+                ["scaling"] = m.Scaling, ["in_features"] = m.InFeatures, ["out_features"] = m.OutFeatures, ["parameters"] = m.ParameterCount,
+            }).ToArray()),
             ["portability_warnings"] = new JsonArray(warnings.Select(w => (JsonNode?)w).ToArray()),
         };
-        if (config == null) return (section, true);
+        if (config is null) return (adapter, true);
         var problems = AdapterInspection.CheckAgainst(file, config);
-        section["fit"] = problems.Count == 0 ? "fits the model: yes" : "does not fit the model";
-        section["fit_problems"] = new JsonArray(problems.Select(p => (JsonNode?)p).ToArray());
-        return (section, problems.Count == 0);
+        adapter["fits_model"] = problems.Count == 0;
+        adapter["fit_problems"] = new JsonArray(problems.Select(p => (JsonNode?)p).ToArray());
+        return (adapter, problems.Count == 0);
     }
 
     /// <summary>Groups a parameter name by the module kind that owns it.</summary>
