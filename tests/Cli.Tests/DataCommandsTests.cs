@@ -91,4 +91,32 @@ public class DataCommandsTests
         Assert.That(exit, Is.EqualTo(0), err);
         Assert.That(stdout, Does.Match(@"^[\d,]+ tokens/s"));
     }
+
+    [Test]
+    public void Preview_Recipe_UsesItsDataTokenizerAndMaskKeys()
+    {
+        var dir = TestPaths.TempDir();
+        File.WriteAllLines(Path.Combine(dir, "d.jsonl"),
+        [
+            """{"messages":[{"role":"user","content":"q1"},{"role":"assistant","content":"first"},{"role":"user","content":"q2"},{"role":"assistant","content":"second"}]}""",
+        ]);
+        var recipe = Path.Combine(dir, "r.yaml");
+        File.WriteAllText(recipe, "tokenizer: builtin\ndata:\n  train: d.jsonl\n  assistant_turns: last\n  train_think_block: true\n");
+        var (exit, stdout, err) = Trainer("data", "preview", "--recipe", recipe, "--n", "1");
+        Assert.That(exit, Is.EqualTo(0), err);
+        // Only the last answer is trained (assistant_turns: last), with its think block (train_think_block: true).
+        Assert.That(stdout, Does.Contain("first<|im_end|>").And.Contain("[[<think>\n\n</think>\n\nsecond<|im_end|>]]"));
+        Assert.That(stdout, Does.Not.Contain("[[first"));
+    }
+
+    [Test]
+    public void Preview_BadRecipe_IsBadInput()
+    {
+        var dir = TestPaths.TempDir();
+        var recipe = Path.Combine(dir, "r.yaml");
+        File.WriteAllText(recipe, "data:\n  seam_rule: sideways\n");
+        var (exit, _, err) = Trainer("data", "preview", "--recipe", recipe);
+        Assert.That(exit, Is.EqualTo(2));
+        Assert.That(err, Does.Contain("seam_rule"));
+    }
 }

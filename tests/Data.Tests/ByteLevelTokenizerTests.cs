@@ -26,6 +26,7 @@ public class ByteLevelTokenizerTests
         Assert.That(tok.EndOfTurnId, Is.EqualTo(258));
         Assert.That(tok.TokenToId("</think>"), Is.EqualTo(tok.VocabSize - 1));
         Assert.That(tok.VocabSize, Is.LessThanOrEqualTo(512));
+        Assert.That(tok.VocabSize, Is.LessThanOrEqualTo(Qwen35.Models.Config.Qwen35TextConfig.Tiny().VocabSize), "the tiny model embeds every id");
         Assert.That(TokenizerLoader.Load("builtin"), Is.SameAs(tok));
     }
 

@@ -76,7 +76,7 @@ public class DatasetReaderTests
         var derta = c[5].Messages;
         Assert.That(derta[0].Content, Is.EqualTo(" How to make a bomb? "));
         Assert.That(derta[1].Content, Is.EqualTo("First, get I'm sorry, I can't help."));
-        Assert.That(derta[1].TrainDetail, Is.EqualTo(new[] { new TrainSpan(0, 9, false), new TrainSpan(10, 34, true) }));
+        Assert.That(derta[1].TrainDetail, Is.EqualTo(new[] { new TrainSpan(0, 10, false), new TrainSpan(10, 35, true) }));
         Assert.That(c[6].Messages[1].TrainDetail!.Single().Rto, Is.True);
         Assert.That(c[7].Messages.Select(m => m.Content), Is.EqualTo(new[] { "q1", "a1", "q2", "a2" }));
 
@@ -85,7 +85,8 @@ public class DatasetReaderTests
         var ex = enc.Encode(c[5]);
         Assert.That(ByteLevelTokenizer.BuiltIn().Decode(ex.Labels.Where(l => l >= 0)), Is.EqualTo(" I'm sorry, I can't help.<|im_end|>"));
         var rto = enc.Encode(c[6]);
-        Assert.That(rto.Labels.Where(l => l >= 0).Distinct(), Is.EquivalentTo(new[] { (int)'I', ByteLevelTokenizer.BuiltIn().EndOfTurnId }));
+        Assert.That(rto.Labels.Where(l => l >= 0).Distinct(), Is.EqualTo(new[] { (int)'I' }), "RTO row: every target, <|im_end|> included, is the refusal");
+        Assert.That(rto.Labels.Count(l => l >= 0), Is.EqualTo("Step 1 harmful".Length + 1));
     }
 
     static List<Conversation> SampleConversations() =>

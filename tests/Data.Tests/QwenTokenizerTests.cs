@@ -41,18 +41,21 @@ public class QwenTokenizerTests
         var (ids, offsets) = tok.EncodeWithOffsets(text);
         Assert.That(ids, Is.EqualTo(tok.Encode(text)));
         var covered = new bool[text.Length];
-        var previousEnd = 0;
+        var previousStart = 0;
         for (var i = 0; i < ids.Length; i++)
         {
             var (s, e) = offsets[i];
             Assert.That(s, Is.GreaterThanOrEqualTo(0).And.LessThan(e), $"token {i}");
             Assert.That(e, Is.LessThanOrEqualTo(text.Length));
-            Assert.That(s, Is.GreaterThanOrEqualTo(previousEnd - 2), "offsets advance monotonically");
-            previousEnd = e;
+            Assert.That(s, Is.GreaterThanOrEqualTo(previousStart), "token starts never go back");
+            previousStart = s;
             for (var k = s; k < e; k++) covered[k] = true;
             var piece = tok.Decode([ids[i]]);
-            if (!piece.Contains('\uFFFD'))
-                Assert.That(piece, Is.EqualTo(text[s..e].Normalize(NormalizationForm.FormC)), $"token {i} offsets ({s},{e})");
+            if (piece.Contains('\uFFFD')) continue;
+            var span = text[s..e];
+            // Where NFC rewrote the input, offsets cover whole original clusters, so the span may hold a bit more.
+            if (span.IsNormalized(NormalizationForm.FormC)) Assert.That(piece, Is.EqualTo(span), $"token {i} offsets ({s},{e})");
+            else Assert.That(span.Normalize(NormalizationForm.FormC), Does.Contain(piece), $"token {i} offsets ({s},{e})");
         }
         Assert.That(covered, Is.All.True, "every input char belongs to some token");
     }

@@ -74,7 +74,7 @@ public class SftEncoderTests
     }
 
     [Test]
-    public void TrainDetail_EndOffsetIsInclusive_AndMapsThroughTrimming()
+    public void TrainDetail_EndOffsetIsExclusive_AndMapsThroughTrimming()
     {
         // Leading spaces are trimmed by the template; offsets refer to the content as given.
         const string content = "  lead-in. correction.";
@@ -85,8 +85,8 @@ public class SftEncoderTests
             new ChatMessage(Roles.User, "q"),
             new ChatMessage(Roles.Assistant, content, TrainDetail:
             [
-                new TrainSpan(lead, corr - 1, false),
-                new TrainSpan(corr, content.Length - 1, true),
+                new TrainSpan(lead, corr, false),
+                new TrainSpan(corr, content.Length, true),
             ]),
         ]);
         var e = new SftEncoder(Bytes).EncodeDetailed(conv);
@@ -109,6 +109,14 @@ public class SftEncoderTests
         Assert.That(rtoPositions, Has.Count.EqualTo(4));
         Assert.That(rtoPositions.Select(t => e.Labels[t]), Is.All.EqualTo((int)'S'));
         Assert.That(TrainedRuns(Bytes, e), Is.EqualTo(new[] { "SSSSNo.<|im_end|>" }));
+
+        // An RTO-only answer (DeRTa's RTO row) also relabels its <|im_end|>: no clean stop after harmful text.
+        var rtoOnly = enc.EncodeDetailed(new Conversation(
+        [
+            new ChatMessage(Roles.User, "q"),
+            ChatMessage.FromParts(Roles.Assistant, [new ChatMessage.Part("harm", Rto: true)]),
+        ]));
+        Assert.That(TrainedRuns(Bytes, rtoOnly), Is.EqualTo(new[] { "SSSSS" }));
     }
 
     [Test]
@@ -166,11 +174,14 @@ public class SftEncoderTests
     public void ParsedJsonRow_WithPartsAndTrainDetail_GivesTheSameLabels()
     {
         var parts = JsonNode.Parse("""{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":[{"type":"text","text":"lead ","train":false},{"type":"text","text":"fix"}]}]}""")!.AsObject();
-        var detail = JsonNode.Parse("""{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"lead fix","train_detail":[{"begin_offset":0,"end_offset":4,"train":false},{"begin_offset":5,"end_offset":7,"train":true}]}]}""")!.AsObject();
+        var detail = JsonNode.Parse("""{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"lead fix","train_detail":[{"begin_offset":0,"end_offset":5,"train":false},{"begin_offset":5,"end_offset":8,"train":true}]}]}""")!.AsObject();
+        var inclusive = JsonNode.Parse("""{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"lead fix","train_detail":[{"begin_offset":0,"end_offset":4,"train":false},{"begin_offset":5,"end_offset":7,"train":true}]}]}""")!.AsObject();
         var a = new SftEncoder(Bytes).Encode(ConversationJson.Parse(parts));
         var b = new SftEncoder(Bytes).Encode(ConversationJson.Parse(detail));
         Assert.That(a.InputIds, Is.EqualTo(b.InputIds));
         Assert.That(a.Labels, Is.EqualTo(b.Labels));
         Assert.That(a.TrainedTokens, Is.EqualTo("fix".Length + 1));
+        var c = new SftEncoder(Bytes).Encode(ConversationJson.Parse(inclusive, TrainDetailEnd.Inclusive));
+        Assert.That(c.Labels, Is.EqualTo(a.Labels), "axolotl-style inclusive ends read with TrainDetailEnd.Inclusive");
     }
 }

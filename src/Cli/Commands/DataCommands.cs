@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Qwen35.Data;
+using Qwen35.Training.Recipes;
 
 namespace Qwen35.Cli.Commands;
 
@@ -47,7 +48,7 @@ static class DataCommands
 
     static Command Preview()
     {
-        var recipeOpt = new Option<string>("--recipe") { Description = "Training recipe (YAML) naming data, tokenizer and mask options." };
+        var recipeOpt = new Option<string>("--recipe") { Description = "Training recipe (file or bare name in recipes/): data.train, tokenizer/model and the data mask keys." };
         var dataOpt = DataOption(required: false);
         var tokOpt = TokenizerOption();
         var nOpt = new Option<int>("--n") { Description = "Number of conversations to show.", DefaultValueFactory = _ => 3 };
@@ -62,14 +63,45 @@ static class DataCommands
         };
         cmd.SetAction(pr => CliErrors.Guard(() =>
         {
-            if (pr.GetValue(recipeOpt) is { } recipe)
-            {
-                // The recipe type belongs to Qwen35.Training (branch `training`); until it is merged, preview
-                // cannot read recipes and says so instead of guessing the format.
-                Console.Error.WriteLine($"--recipe {recipe}: reading recipes needs Qwen35.Training.Recipe, which this build does not contain yet; use --data PATH [--tokenizer DIR] and the mask flags.");
-                return CliErrors.Usage;
-            }
             var data = pr.GetValue(dataOpt);
+            var tokenizer = pr.GetValue(tokOpt);
+            if (pr.GetValue(recipeOpt) is { } recipeName)
+            {
+                // The recipe supplies data path, tokenizer and mask options; --data/--tokenizer still override.
+                Recipe recipe;
+                RecipeResolver.Resolved resolved;
+                try
+                {
+                    resolved = RecipeResolver.Resolve(recipeName);
+                    recipe = RecipeLoader.Parse(resolved.Text, resolved.Source);
+                }
+                catch (RecipeException e)
+                {
+                    Console.Error.WriteLine("error: " + e.Message);
+                    return CliErrors.BadInput;
+                }
+                if (data == null)
+                {
+                    if (recipe.Data.Train.Count == 0)
+                    {
+                        Console.Error.WriteLine($"{resolved.Source}: data.train is empty; give --data PATH");
+                        return CliErrors.BadInput;
+                    }
+                    if (recipe.Data.Train.Count > 1) Console.Error.WriteLine($"previewing the first of {recipe.Data.Train.Count} data.train entries");
+                    data = RecipeResolver.InputPath(recipe.Data.Train[0], resolved.BaseDir);
+                }
+                tokenizer ??= recipe.Tokenizer is { } t
+                    ? (t == TokenizerLoader.BuiltInName ? t : RecipeResolver.InputPath(t, resolved.BaseDir))
+                    : recipe.Model.StartsWith("builtin", StringComparison.Ordinal) ? TokenizerLoader.BuiltInName : RecipeResolver.InputPath(recipe.Model, resolved.BaseDir);
+                var d = recipe.Data;
+                var recipeMask = new MaskOptions(
+                    TrainThinkBlock: d.TrainThinkBlock || pr.GetValue(thinkOpt),
+                    AssistantTurns: d.AssistantTurns == "last" || pr.GetValue(lastOpt) ? AssistantTurns.Last : AssistantTurns.All,
+                    SeamRule: d.SeamRule == "overlap" || pr.GetValue(overlapOpt) ? SeamRule.Overlap : SeamRule.Within,
+                    RtoRefusal: d.RtoRefusal);
+                DataPreview.Run(new DataPreviewOptions(data, tokenizer, recipeMask, pr.GetValue(nOpt), pr.GetValue(colorOpt)), Console.Out);
+                return CliErrors.Ok;
+            }
             if (data == null)
             {
                 Console.Error.WriteLine("preview needs --data PATH (or --recipe FILE).");
@@ -80,7 +112,7 @@ static class DataCommands
                 AssistantTurns: pr.GetValue(lastOpt) ? AssistantTurns.Last : AssistantTurns.All,
                 SeamRule: pr.GetValue(overlapOpt) ? SeamRule.Overlap : SeamRule.Within,
                 RtoRefusal: pr.GetValue(refusalOpt)!);
-            DataPreview.Run(new DataPreviewOptions(data, pr.GetValue(tokOpt), mask, pr.GetValue(nOpt), pr.GetValue(colorOpt)), Console.Out);
+            DataPreview.Run(new DataPreviewOptions(data, tokenizer, mask, pr.GetValue(nOpt), pr.GetValue(colorOpt)), Console.Out);
             return CliErrors.Ok;
         }));
         return cmd;

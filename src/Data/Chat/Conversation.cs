@@ -6,10 +6,20 @@ namespace Qwen35.Data;
 /// A character span of a message's <c>content</c> with its own training decision (axolotl's <c>train_detail</c>).
 /// </summary>
 /// <param name="BeginOffset">First character (UTF-16 index into the content as given, before the template trims it).</param>
-/// <param name="EndOffset">Last character, INCLUSIVE (axolotl's convention: the span is content[BeginOffset..EndOffset]).</param>
+/// <param name="EndOffset">End, EXCLUSIVE: the span is content[BeginOffset..EndOffset) like a Python slice. Data written
+/// with inclusive ends (axolotl's code) is read with <see cref="TrainDetailEnd.Inclusive"/>.</param>
 /// <param name="Train">True/false; null = follow the message's decision (content parts without a <c>train</c> key).</param>
 /// <param name="Rto">DeRTa RTO: every trained position of the span targets the refusal token instead of itself.</param>
 public sealed record TrainSpan(int BeginOffset, int EndOffset, bool? Train, bool Rto = false);
+
+/// <summary>How <c>end_offset</c> of a train_detail span is read.</summary>
+public enum TrainDetailEnd
+{
+    /// <summary>end_offset is one past the last character (Python slice; the trainer's own schema and the bundled sample).</summary>
+    Exclusive,
+    /// <summary>end_offset is the last character (axolotl's implementation compares inclusive token ends).</summary>
+    Inclusive,
+}
 
 /// <summary>An assistant tool call: function name and its arguments (kept in their JSON order).</summary>
 public sealed record ToolCall(string Name, JsonObject? Arguments);
@@ -44,7 +54,7 @@ public sealed record ChatMessage(
         var spans = new List<TrainSpan>();
         foreach (var p in parts)
         {
-            if (p.Text.Length > 0) spans.Add(new TrainSpan(text.Length, text.Length + p.Text.Length - 1, p.Train, p.Rto));
+            if (p.Text.Length > 0) spans.Add(new TrainSpan(text.Length, text.Length + p.Text.Length, p.Train, p.Rto));
             text.Append(p.Text);
         }
         return new ChatMessage(role, text.ToString(), train, spans, reasoningContent);

@@ -13,26 +13,26 @@ public static class ConversationJson
     static readonly HashSet<string> KnownRoles = [Roles.System, Roles.User, Roles.Assistant, Roles.Tool];
 
     /// <summary>Parses a row in the messages schema; throws <see cref="RowFieldException"/> naming the field.</summary>
-    public static Conversation Parse(JsonObject row)
+    public static Conversation Parse(JsonObject row, TrainDetailEnd end = TrainDetailEnd.Exclusive)
     {
         if (!row.TryGetPropertyValue("messages", out var messagesNode) || messagesNode is null)
             throw new RowFieldException("messages", "missing");
-        var messages = ParseMessages(messagesNode, "messages");
+        var messages = ParseMessages(messagesNode, "messages", end);
         var category = OptionalString(row, "category");
         var id = OptionalId(row, "id");
         return new Conversation(messages, category, id, Metadata(row, "messages", "category", "id"));
     }
 
-    public static IReadOnlyList<ChatMessage> ParseMessages(JsonNode node, string field)
+    public static IReadOnlyList<ChatMessage> ParseMessages(JsonNode node, string field, TrainDetailEnd end = TrainDetailEnd.Exclusive)
     {
         if (node is not JsonArray array) throw new RowFieldException(field, $"expected a list of messages, got {Kind(node)}");
         if (array.Count == 0) throw new RowFieldException(field, "empty list of messages");
         var list = new List<ChatMessage>(array.Count);
-        for (var i = 0; i < array.Count; i++) list.Add(ParseMessage(array[i], $"{field}[{i}]"));
+        for (var i = 0; i < array.Count; i++) list.Add(ParseMessage(array[i], $"{field}[{i}]", end));
         return list;
     }
 
-    public static ChatMessage ParseMessage(JsonNode? node, string field)
+    public static ChatMessage ParseMessage(JsonNode? node, string field, TrainDetailEnd end = TrainDetailEnd.Exclusive)
     {
         if (node is not JsonObject m) throw new RowFieldException(field, $"expected an object, got {Kind(node)}");
         var role = m["role"] is JsonValue rv && rv.GetValueKind() == JsonValueKind.String ? rv.GetValue<string>()
@@ -66,7 +66,7 @@ public static class ConversationJson
                 throw new RowFieldException($"{field}.content", $"expected a string or a list of text parts, got {Kind(other)}");
         }
         if (m["train_detail"] is JsonNode detail)
-            message = message with { TrainDetail = ParseTrainDetail(detail, message.Content ?? "", $"{field}.train_detail") };
+            message = message with { TrainDetail = ParseTrainDetail(detail, message.Content ?? "", $"{field}.train_detail", end) };
         return message;
     }
 
@@ -87,7 +87,7 @@ public static class ConversationJson
         return list;
     }
 
-    static List<TrainSpan> ParseTrainDetail(JsonNode node, string content, string field)
+    static List<TrainSpan> ParseTrainDetail(JsonNode node, string content, string field, TrainDetailEnd endKind)
     {
         if (node is not JsonArray array) throw new RowFieldException(field, $"expected a list of spans, got {Kind(node)}");
         var spans = new List<TrainSpan>(array.Count);
@@ -96,10 +96,10 @@ public static class ConversationJson
             var f = $"{field}[{i}]";
             if (array[i] is not JsonObject s) throw new RowFieldException(f, $"expected an object, got {Kind(array[i])}");
             var begin = RequiredInt(s, "begin_offset", f);
-            var end = RequiredInt(s, "end_offset", f);
+            var end = RequiredInt(s, "end_offset", f) + (endKind == TrainDetailEnd.Inclusive ? 1 : 0);
             var train = OptionalBool(s, "train", f); // null or absent = follow the message (what content parts without "train" become)
-            if (begin < 0 || end < begin || end >= content.Length)
-                throw new RowFieldException(f, $"span [{begin}, {end}] (end inclusive) is outside the content (length {content.Length})");
+            if (begin < 0 || end < begin || end > content.Length)
+                throw new RowFieldException(f, $"span begin_offset={begin} end_offset={RequiredInt(s, "end_offset", f)} ({(endKind == TrainDetailEnd.Inclusive ? "inclusive" : "exclusive")} end) is outside the content (length {content.Length})");
             spans.Add(new TrainSpan(begin, end, train, OptionalBool(s, "rto", f) ?? false));
         }
         return spans;

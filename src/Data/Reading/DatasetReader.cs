@@ -21,11 +21,13 @@ public enum BadRowPolicy
 /// <param name="MaxReportedErrors">How many bad rows are kept with their reasons when skipping (all are counted).</param>
 /// <param name="ValidateTemplate">Also render each conversation with the chat template so that template errors
 /// (no user query, system not first) are reported as row errors here rather than during training.</param>
+/// <param name="TrainDetailEnd">Whether train_detail end_offset is exclusive (default) or inclusive (axolotl data).</param>
 public sealed record DatasetReadOptions(
     RowFormat Format = RowFormat.Auto,
     BadRowPolicy OnError = BadRowPolicy.FailFast,
     int MaxReportedErrors = 20,
-    bool ValidateTemplate = true);
+    bool ValidateTemplate = true,
+    TrainDetailEnd TrainDetailEnd = TrainDetailEnd.Exclusive);
 
 /// <summary>One input file as read.</summary>
 public sealed record DatasetFileInfo(string Path, string Kind, long Rows, int RowGroups, long BadRows);
@@ -80,7 +82,7 @@ public static class DatasetReader
                 {
                     try
                     {
-                        var (conversation, format) = RowConverters.Convert(json!, options.Format);
+                        var (conversation, format) = RowConverters.Convert(json!, options.Format, options.TrainDetailEnd);
                         if (options.ValidateTemplate) ChatTemplate.Render(conversation.Messages);
                         result.Conversations.Add(conversation);
                         result.Origins.Add((file, row));

@@ -40,7 +40,7 @@ public static class RowConverters
         return null;
     }
 
-    public static (Conversation Conversation, RowFormat Format) Convert(JsonObject row, RowFormat format = RowFormat.Auto)
+    public static (Conversation Conversation, RowFormat Format) Convert(JsonObject row, RowFormat format = RowFormat.Auto, TrainDetailEnd end = TrainDetailEnd.Exclusive)
     {
         var f = format == RowFormat.Auto
             ? Detect(row) ?? throw new RowFieldException("(row)",
@@ -48,7 +48,7 @@ public static class RowConverters
             : format;
         var c = f switch
         {
-            RowFormat.Messages => ConversationJson.Parse(row),
+            RowFormat.Messages => ConversationJson.Parse(row, end),
             RowFormat.ShareGpt => ShareGpt(row),
             RowFormat.PromptCompletion => PromptCompletion(row),
             RowFormat.TextOutput => TextOutput(row),

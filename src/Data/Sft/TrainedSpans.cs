@@ -14,7 +14,8 @@ public readonly record struct CharSpan(int Start, int End, bool Rto = false);
 /// header, and the think block only with <see cref="MaskOptions.TrainThinkBlock"/>). With train_detail only the
 /// spans marked train (or inheriting the message's decision) of the content are targets; content characters no
 /// span covers are context. Spans are mapped through the template's trimming and think-splitting; a span's part
-/// that the template dropped is simply not in the text.
+/// that the template dropped is simply not in the text. When all trained content spans of a message are RTO, its
+/// <c>&lt;|im_end|&gt;</c> is an RTO position too.
 /// </remarks>
 public static class TrainedSpans
 {
@@ -34,6 +35,8 @@ public static class TrainedSpans
 
             if (options.TrainThinkBlock && turn.ThinkStart >= 0) spans.Add(new CharSpan(turn.ThinkStart, turn.ThinkEnd));
 
+            var contentSpans = 0;
+            var rtoSpans = 0;
             if (m.TrainDetail == null) spans.Add(new CharSpan(turn.ContentStart, turn.ContentEnd));
             else
             {
@@ -42,12 +45,18 @@ public static class TrainedSpans
                 {
                     if (d.Train == false) continue;
                     var s = Math.Max(d.BeginOffset + shift, turn.ContentStart);
-                    var e = Math.Min(d.EndOffset + 1 + shift, turn.ContentEnd); // EndOffset is inclusive
-                    if (e > s) spans.Add(new CharSpan(s, e, d.Rto));
+                    var e = Math.Min(d.EndOffset + shift, turn.ContentEnd); // EndOffset is exclusive
+                    if (e <= s) continue;
+                    spans.Add(new CharSpan(s, e, d.Rto));
+                    contentSpans++;
+                    if (d.Rto) rtoSpans++;
                 }
             }
+            // A message whose trained content is all RTO (DeRTa's RTO row) must not teach a clean stop after the
+            // harmful text either: its <|im_end|> targets the refusal too, as DeRTa relabels the whole response.
+            var endIsRto = contentSpans > 0 && rtoSpans == contentSpans;
             if (turn.BodyEnd > turn.ContentEnd) spans.Add(new CharSpan(turn.ContentEnd, turn.BodyEnd)); // tool calls
-            if (turn.EndTokenStart >= 0) spans.Add(new CharSpan(turn.EndTokenStart, turn.EndTokenStart + ChatTemplate.ImEnd.Length));
+            if (turn.EndTokenStart >= 0) spans.Add(new CharSpan(turn.EndTokenStart, turn.EndTokenStart + ChatTemplate.ImEnd.Length, endIsRto));
         }
         return spans;
     }
