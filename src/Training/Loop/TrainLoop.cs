@@ -155,7 +155,9 @@ public sealed class TrainLoop(
                     TrainedTokens = state.TrainedTokens,
                     TokensPerSecond = seconds > 0 ? windowTokens / seconds : null,
                     ElapsedSeconds = Math.Round(state.ElapsedSeconds, 3),
-                    MemoryMb = Math.Round(ProcessMemory.RssMb(), 1),
+                    // CPU: this process's RSS; CUDA: device-wide used memory from NVML when available.
+                    MemoryMb = device.type == DeviceType.CUDA ? Bench.Nvml.UsedMb() is { } mb ? Math.Round(mb, 1) : null
+                        : Math.Round(ProcessMemory.RssMb(), 1),
                     SkippedNonfinite = state.SkippedNonfinite,
                 };
                 metrics.Write(record);
