@@ -52,4 +52,27 @@ public class EndToEndTests
         Assert.That(Directory.GetDirectories(Path.Combine(output, "checkpoints")).Select(Path.GetFileName), Is.EquivalentTo(new[] { "step_000004", "step_000008" }));
         TestContext.Out.WriteLine($"loss {result.FirstLoss:F4} -> {result.LastLoss:F4}, eval {result.Loop.FinalEval?.Loss:F4}, {result.WallSeconds:F1} s");
     }
+
+    [Test]
+    public void AHuggingFaceModelFolderTrainsToo()
+    {
+        // The golden tiny checkpoint is a real HF layout (wrapper keys, untied lm_head, vision/MTP tensors to skip);
+        // its 512-token vocabulary covers the built-in byte tokenizer.
+        var output = TestPaths.TempDir("e2e-hf");
+        var resolved = RecipeResolver.Resolve(Path.Combine(TestPaths.RepoRoot, "recipes", "tiny.yaml"));
+        var recipe = RecipeLoader.Parse(resolved.Text, resolved.Source,
+        [
+            $"model={TestPaths.GoldenTiny}", "tokenizer=builtin", $"output_dir={output}", "schedule.max_steps=3",
+            "data.max_length=256", "data.pack_length=256", "save_every=0", "activation_checkpointing=true",
+        ]);
+        using var log = TrainLogging.Create(output, Serilog.Events.LogEventLevel.Warning);
+        using var trainer = new SftTrainer(recipe, resolved.BaseDir, log);
+        var result = trainer.Run();
+        Assert.That(result.Loop.Completed && result.AdapterDir is not null);
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(output, "adapter", "adapter_config.json")))!;
+        Assert.That((string)config["base_model_name_or_path"]!, Is.EqualTo(TestPaths.GoldenTiny));
+        Assert.That(double.IsFinite(result.FirstLoss!.Value) && double.IsFinite(result.LastLoss!.Value));
+        using var file = PeftAdapter.Load(Path.Combine(output, "adapter"));
+        Assert.That(file.Modules.Any(m => m.B.abs().sum().ToDouble() > 0), "the adapter was trained");
+    }
 }
