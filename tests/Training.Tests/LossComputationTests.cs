@@ -76,4 +76,24 @@ public class LossComputationTests
             Assert.That(ckptGrads[i].allclose(plainGrads[i], rtol: 1e-5, atol: 1e-8), Is.True, trainable[i].Name);
         Assert.That(plainGrads.Sum(t => t.abs().sum().ToDouble()), Is.GreaterThan(0));
     }
+
+    [Test]
+    public void HostTargetCountAndWeightMatchTheTensorSelection()
+    {
+        // The loop normalises by counts made on the host before the forward; they must describe exactly the targets
+        // ChunkedCrossEntropy.Select picks (shift once, drop -100 and cross-document targets), weights included.
+        using var scope = NewDisposeScope();
+        var g = new Generator(6);
+        var mb = TinySetup.Batch(g, [20, 20], [15, 12]) with
+        {
+            SequenceIds = [.. Enumerable.Repeat(0L, 8), .. Enumerable.Repeat(1L, 12), .. Enumerable.Repeat(0L, 15), .. Enumerable.Repeat(1L, 5)],
+            TokenWeights = Enumerable.Range(0, 40).Select(i => i % 3 == 0 ? 0f : i % 3 == 1 ? 1f : 2.5f).ToArray(),
+        };
+        var t = mb.ToTensors(CPU);
+        var hidden = zeros(2, 20, 4);
+        using var sel = ChunkedCrossEntropy.Select(hidden, t.Labels, t.SequenceIds, t.TokenWeights);
+        Assert.That(sel.Count, Is.EqualTo(mb.TargetCount));
+        Assert.That(sel.Weights!.sum().ToDouble(), Is.EqualTo(mb.TargetWeight).Within(1e-4));
+        Assert.That(mb.TargetCount, Is.LessThan(15 + 12), "the document boundaries inside the trained spans drop targets");
+    }
 }

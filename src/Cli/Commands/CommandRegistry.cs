@@ -8,11 +8,14 @@ static class CommandRegistry
     public static IEnumerable<Command> All()
     {
         // Add one line per verb; each verb is built in its own file.
+        yield return TrainCommand.Build();
+        yield return EvalCommand.Build();
         yield return ScoreCommand.Build();
+        yield return GenerateCommand.Build();
         yield return InspectCommand.Build();
         yield return LoraCommands.Build();
         yield return DataCommands.Build();
         yield return TokenizeCommand.Build();
-        yield return GenerateCommand.Build();
+        yield return BenchCommand.Build();
     }
 }

@@ -113,7 +113,7 @@ public sealed class TrainLoop(
             var stepsPerEpoch = StepsPerEpoch(data.Count(epoch), options.GradAccum);
             var group = Enumerable.Range(pos, groupSize).Select(i => data.Get(epoch, i)).ToList();
 
-            var (loss, gradNorm, skipped) = Step(state.Step, group, parameters, device);
+            var (loss, gradNorm, skipped, empty) = Step(state.Step, group, parameters, device);
             var targets = group.Sum(b => b.TargetCount);
             windowTokens += group.Sum(b => b.AttentionMask?.LongCount(m => m != 0) ?? b.InputIds.LongLength);
             state = state with
@@ -123,11 +123,13 @@ public sealed class TrainLoop(
                 Epoch = epoch,
                 MicroBatchInEpoch = pos + groupSize,
                 TrainedTokens = state.TrainedTokens + targets,
-                SkippedNonfinite = state.SkippedNonfinite + (skipped ? 1 : 0),
+                SkippedNonfinite = state.SkippedNonfinite + (skipped && !empty ? 1 : 0),
                 ElapsedSeconds = (resumeFrom?.ElapsedSeconds ?? 0) + clock.Elapsed.TotalSeconds,
                 LastLoss = skipped ? state.LastLoss : loss,
             };
-            if (skipped)
+            if (empty)
+                log.Warning("step {Step}: no trained target (all labels -100 or category weight 0); nothing to update", state.Step);
+            else if (skipped)
             {
                 log.Warning("step {Step}: non-finite loss {Loss} or grad norm {GradNorm}; update skipped ({Count}/{Max})",
                     state.Step, loss, gradNorm, state.SkippedNonfinite, options.MaxNonfiniteSteps);
@@ -155,7 +157,9 @@ public sealed class TrainLoop(
                     TrainedTokens = state.TrainedTokens,
                     TokensPerSecond = seconds > 0 ? windowTokens / seconds : null,
                     ElapsedSeconds = Math.Round(state.ElapsedSeconds, 3),
-                    MemoryMb = Math.Round(ProcessMemory.RssMb(), 1),
+                    // CPU: this process's RSS; CUDA: device-wide used memory from NVML when available.
+                    MemoryMb = device.type == DeviceType.CUDA ? Bench.Nvml.UsedMb() is { } mb ? Math.Round(mb, 1) : null
+                        : Math.Round(ProcessMemory.RssMb(), 1),
                     SkippedNonfinite = state.SkippedNonfinite,
                 };
                 metrics.Write(record);
@@ -176,14 +180,15 @@ public sealed class TrainLoop(
         return new TrainResult(state, metrics.History, lastEval, state.Step >= options.TotalSteps);
     }
 
-    /// <summary>One optimizer step over a group of micro-batches. Returns (mean loss, grad norm before clipping, skipped).</summary>
-    (double Loss, double GradNorm, bool Skipped) Step(int step, IReadOnlyList<MicroBatch> group, List<Parameter> parameters, Device device)
+    /// <summary>One optimizer step over a group of micro-batches. Returns (mean loss, grad norm before clipping,
+    /// update skipped, nothing to train on).</summary>
+    (double Loss, double GradNorm, bool Skipped, bool Empty) Step(int step, IReadOnlyList<MicroBatch> group, List<Parameter> parameters, Device device)
     {
         // Count the trained targets of the WHOLE step before any forward: each micro-batch's loss sum is divided by
         // this total, so two micro-batches of unequal length give exactly the gradient of one batch holding both
         // (the late-2024 gradient-accumulation fix; transformers #34191, torchtune #1875).
         var total = group.Sum(b => b.TargetWeight);
-        if (total <= 0) return (double.NaN, double.NaN, true);
+        if (total <= 0) return (double.NaN, double.NaN, true, true);
         double lossSum = 0;
         for (var i = 0; i < group.Count; i++)
         {
@@ -205,7 +210,7 @@ public sealed class TrainLoop(
             optimizer.step();
         }
         ZeroGrads(parameters);
-        return (loss, gradNorm, skipped);
+        return (loss, gradNorm, skipped, false);
     }
 
     /// <summary>Zeroes gradients in place. (AdamW.zero_grad leaves one tensor wrapper per parameter alive per call,

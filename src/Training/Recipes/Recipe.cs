@@ -118,9 +118,6 @@ public sealed record DataSection
 
     /// <summary><c>fail</c> (stop at the first bad row) or <c>skip</c> (log it and go on).</summary>
     public string OnBadRow { get; init; } = "fail";
-
-    /// <summary>Shuffle the training examples each epoch (seeded).</summary>
-    public bool Shuffle { get; init; } = true;
 }
 
 /// <summary>Optimisation schedule.</summary>

@@ -1,0 +1,111 @@
+using System.CommandLine;
+using System.Globalization;
+using Qwen35.Training;
+using Qwen35.Training.Bench;
+using Qwen35.Training.Observability;
+using Qwen35.Training.Recipes;
+using Serilog.Events;
+
+namespace Qwen35.Cli.Commands;
+
+/// <summary>
+/// `trainer bench --shape 9b|27b|tiny --layers 4 --seq 4096 --steps 3 [--device cpu|cuda] [--dtype bf16|fp32]
+/// [--checkpointing]` or `trainer bench --recipe NAME`: times LoRA training steps with random weights and prints
+/// step time, tokens/s, peak memory and an MFU estimate with the FLOP count used.
+/// </summary>
+public static class BenchCommand
+{
+    public static Command Build()
+    {
+        var recipe = new Option<string?>("--recipe") { Description = "Take shape (builtin:tiny or the model folder's config.json, random weights), LoRA, device, precision, checkpointing and row length from a recipe" };
+        var set = new Option<string[]>("--set") { Description = "Recipe override key.sub=value (repeatable)" };
+        var shape = new Option<string?>("--shape") { Description = "Published shape: tiny, 9b, 27b" };
+        var layers = new Option<int?>("--layers") { Description = "Keep only the first N decoder layers (default: all for tiny, 4 for 9b/27b)" };
+        var seq = new Option<int?>("--seq") { Description = "Tokens per row (default 4096; with --recipe its pack_length/max_length)" };
+        var batch = new Option<int?>("--batch") { Description = "Rows per step (default 1; with --recipe its micro_batch_size)" };
+        var steps = new Option<int>("--steps") { Description = "Training steps to time (the first is excluded from the mean when there are 2 or more)", DefaultValueFactory = _ => 3 };
+        var device = new Option<string?>("--device") { Description = "cpu or cuda (default cpu)" };
+        var dtype = new Option<string?>("--dtype") { Description = "bf16 or fp32 base weights (default: bf16 on cuda, fp32 on cpu)" };
+        var ckpt = new Option<bool>("--checkpointing") { Description = "Per-layer activation checkpointing" };
+        var rank = new Option<int>("--rank") { Description = "LoRA rank for --shape (alpha = 2r)", DefaultValueFactory = _ => 16 };
+        var peak = new Option<double?>("--peak-tflops") { Description = "Peak dense TFLOP/s for MFU (default 989 = H100 bf16 on cuda; none on cpu)" };
+        var cmd = new Command("bench", "Time LoRA training steps on random weights: step time, tokens/s, peak memory, MFU")
+        {
+            recipe, set, shape, layers, seq, batch, steps, device, dtype, ckpt, rank, peak,
+        };
+        cmd.SetAction(pr =>
+        {
+            try
+            {
+                using var log = TrainLogging.Create(null, LogEventLevel.Information);
+                BenchOptions options;
+                if (pr.GetValue(recipe) is { } name)
+                {
+                    var resolved = RecipeResolver.Resolve(name);
+                    var r = RecipeLoader.Parse(resolved.Text, resolved.Source, pr.GetValue(set) ?? []);
+                    var config = r.Model == ModelSetup.BuiltinTiny ? PublishedShapes.Get("tiny", pr.GetValue(layers))
+                        : ConfigFromFolder(RecipeResolver.InputPath(r.Model, resolved.BaseDir), pr.GetValue(layers));
+                    options = new BenchOptions
+                    {
+                        Config = config, ShapeName = r.Model, Sequence = pr.GetValue(seq) ?? (r.Data.Packing ? r.Data.PackLength ?? r.Data.MaxLength : r.Data.MaxLength),
+                        Batch = pr.GetValue(batch) ?? r.Schedule.MicroBatchSize, Steps = pr.GetValue(steps),
+                        Device = pr.GetValue(device) ?? r.Device, Precision = pr.GetValue(dtype) ?? r.Precision,
+                        Checkpointing = pr.GetValue(ckpt) || r.ActivationCheckpointing, Lora = ModelSetup.ToLoraOptions(r.Lora),
+                        PeakTflops = pr.GetValue(peak), Seed = r.Schedule.Seed,
+                    };
+                }
+                else if (pr.GetValue(shape) is { } s)
+                {
+                    var dev = pr.GetValue(device) ?? "cpu";
+                    var r = pr.GetValue(rank);
+                    options = new BenchOptions
+                    {
+                        Config = PublishedShapes.Get(s, pr.GetValue(layers) ?? (s == "tiny" ? null : 4)), ShapeName = s,
+                        Sequence = pr.GetValue(seq) ?? 4096, Batch = pr.GetValue(batch) ?? 1, Steps = pr.GetValue(steps),
+                        Device = dev, Precision = pr.GetValue(dtype) ?? (dev == "cuda" ? "bf16" : "fp32"),
+                        Checkpointing = pr.GetValue(ckpt), PeakTflops = pr.GetValue(peak),
+                        Lora = BenchOptions.DefaultLora(r),
+                    };
+                }
+                else
+                {
+                    Console.Error.WriteLine("bench: give --shape tiny|9b|27b or --recipe NAME");
+                    return 1;
+                }
+                if (options.Steps < 1 || options.Sequence < 2 || options.Batch < 1)
+                {
+                    Console.Error.WriteLine("bench: --steps >= 1, --seq >= 2 and --batch >= 1 are required");
+                    return 1;
+                }
+                Print(Benchmark.Run(options, log));
+                return 0;
+            }
+            catch (Exception e)
+            {
+                return TrainErrors.Report(e);
+            }
+        });
+        return cmd;
+    }
+
+    static Qwen35.Models.Config.Qwen35TextConfig ConfigFromFolder(string dir, int? layers)
+    {
+        var c = Qwen35.Models.Config.Qwen35TextConfig.Load(Path.Combine(dir, "config.json"));
+        return layers is { } n ? c with { NumHiddenLayers = n, LayerTypes = c.LayerTypes.Take(n).ToArray() } : c;
+    }
+
+    static void Print(BenchReport b)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        var o = b.Options;
+        Console.WriteLine(string.Create(ci, $"shape: {o.ShapeName}, {o.Config.NumHiddenLayers} layers, hidden {o.Config.HiddenSize}, vocab {o.Config.VocabSize}"));
+        Console.WriteLine(string.Create(ci, $"setup: {o.Device} {o.Precision}, batch {o.Batch} x seq {o.Sequence}, checkpointing {o.Checkpointing.ToString().ToLowerInvariant()}, LoRA r{o.Lora.Rank} ({b.LoraParameters:N0} params)"));
+        Console.WriteLine(string.Create(ci, $"step_s: {string.Join(" ", b.StepSeconds.Select(s => s.ToString("F3", ci)))} (mean {b.MeanStepSeconds:F3}{(b.StepSeconds.Count >= 2 ? ", first excluded" : "")})"));
+        Console.WriteLine(string.Create(ci, $"tokens_per_s: {b.TokensPerSecond:F1}"));
+        Console.WriteLine($"peak_memory: {b.PeakMemory}");
+        Console.WriteLine($"flops: {b.Flops.Formula}");
+        Console.WriteLine(b.Mfu is { } mfu
+            ? string.Create(ci, $"mfu: {mfu * 100:F1}% of {b.PeakTflops} TFLOP/s")
+            : "mfu: n/a (give --peak-tflops for this device)");
+    }
+}

@@ -1,0 +1,99 @@
+using System.Diagnostics;
+using Qwen35.Lora;
+using Qwen35.Models;
+using Qwen35.Training.Loop;
+using Qwen35.Training.Observability;
+using Serilog;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Qwen35.Training.Bench;
+
+/// <summary>What to time: a model shape with random weights, a sequence length, a number of steps.</summary>
+public sealed record BenchOptions
+{
+    public required Models.Config.Qwen35TextConfig Config { get; init; }
+    public string ShapeName { get; init; } = "";
+    public int Sequence { get; init; } = 4096;
+    public int Batch { get; init; } = 1;
+    public int Steps { get; init; } = 3;
+    public string Device { get; init; } = "cpu";
+    public string Precision { get; init; } = "fp32";
+    public bool Checkpointing { get; init; }
+    public LoraOptions Lora { get; init; } = DefaultLora(16);
+
+    /// <summary>The shipped recipes' targets (attention, MLP, DeltaNet input projections) with alpha = 2r.</summary>
+    public static LoraOptions DefaultLora(int rank) => new()
+    {
+        Rank = rank, Alpha = 2 * rank,
+        TargetModules = LoraTargets.Names("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "in_proj_qkv", "in_proj_z"),
+    };
+    /// <summary>Peak dense TFLOP/s for MFU; null = 989 for CUDA bf16 (H100 SXM), else no MFU.</summary>
+    public double? PeakTflops { get; init; }
+    public long Seed { get; init; } = 0;
+}
+
+public sealed record BenchReport(
+    BenchOptions Options,
+    IReadOnlyList<double> StepSeconds,
+    double MeanStepSeconds,
+    double TokensPerSecond,
+    string PeakMemory,
+    FlopCount Flops,
+    double? PeakTflops,
+    double? Mfu,
+    long LoraParameters);
+
+/// <summary>
+/// Times full LoRA training steps (forward, chunked loss, backward, clip, AdamW) on random tokens with every position
+/// trained. The first step includes one-off costs (allocator growth, kernel selection), so the mean excludes it when
+/// there are at least two steps.
+/// </summary>
+public static class Benchmark
+{
+    public static BenchReport Run(BenchOptions o, ILogger log)
+    {
+        var device = ModelSetup.ResolveDevice(o.Device);
+        var dtype = ModelSetup.ResolveDtype(o.Precision);
+        if (device.type == DeviceType.CUDA) torch.backends.cuda.matmul.allow_tf32 = true;
+        log.Information("bench: building {Shape} ({Config}) with random weights on {Device} {Dtype}", o.ShapeName, o.Config.Summary(), o.Device, o.Precision);
+        using var model = Qwen35ForCausalLM.CreateRandom(o.Config, o.Seed, dtype, device);
+        var lora = LoraInjector.Apply(model, o.Lora, o.Seed);
+        model.train();
+        var trainable = ModelSetup.Trainable(model);
+        using var optimizer = torch.optim.AdamW(trainable.Select(p => p.Param), lr: 1e-5);
+        var parameters = trainable.Select(p => p.Param).ToList();
+        var flops = FlopCount.For(model, o.Sequence);
+
+        var rng = new Random((int)o.Seed);
+        var ids = Enumerable.Range(0, o.Batch * o.Sequence).Select(_ => (long)rng.Next(o.Config.VocabSize)).ToArray();
+        var batch = new MicroBatch { Rows = o.Batch, Length = o.Sequence, InputIds = ids, Labels = ids };
+        var targets = batch.TargetCount;
+
+        var times = new List<double>();
+        using var sampler = device.type == DeviceType.CUDA ? new Nvml.PeakSampler() : null;
+        for (var step = 0; step < o.Steps; step++)
+        {
+            var sw = Stopwatch.StartNew();
+            using (var scope = NewDisposeScope())
+            {
+                LossComputation.ForwardBackward(model, batch.ToTensors(device), 1.0 / targets, o.Checkpointing, step);
+                nn.utils.clip_grad_norm_(parameters, 1.0);
+                optimizer.step();
+                foreach (var p in parameters) p.grad?.zero_();
+            }
+            if (device.type == DeviceType.CUDA) torch.cuda.synchronize();
+            times.Add(sw.Elapsed.TotalSeconds);
+            log.Information("bench step {Step}: {Seconds:F3} s", step + 1, sw.Elapsed.TotalSeconds);
+        }
+        var measured = times.Count >= 2 ? times.Skip(1).ToList() : times;
+        var mean = measured.Average();
+        var tokensPerSecond = o.Batch * o.Sequence / mean;
+        string memory = device.type == DeviceType.CUDA
+            ? sampler?.PeakMb is { } mb ? $"{mb:F0} MB (NVML device used, peak of 20 ms samples)" : "n/a"
+            : ProcessMemory.PeakRssMb() is { } rss ? $"{rss:F0} MB (peak RSS)" : "n/a";
+        var peak = o.PeakTflops ?? (device.type == DeviceType.CUDA && dtype == ScalarType.BFloat16 ? 989.0 : null);
+        double? mfu = peak is { } tf ? tokensPerSecond * flops.PerToken / (tf * 1e12) : null;
+        return new BenchReport(o, times, mean, tokensPerSecond, memory, flops, peak, mfu, lora.TrainableParameters);
+    }
+}

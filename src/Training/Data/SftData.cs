@@ -1,0 +1,156 @@
+using Qwen35.Data;
+using Qwen35.Training.Loop;
+using Qwen35.Training.Recipes;
+using Serilog;
+
+namespace Qwen35.Training.Data;
+
+/// <summary>
+/// The recipe's data section made concrete: read the training (and eval) files, hold out an eval split when no eval
+/// file is given, encode every conversation (chat template + loss mask + max_length policy), and plan seeded batches
+/// per epoch (packed rows or padded rows). Batches become <see cref="MicroBatch"/>es with per-token category ids (for
+/// per-category eval loss) and, when category_weights are set, per-token loss weights.
+/// </summary>
+public sealed class SftData : IMicroBatchSource
+{
+    readonly IReadOnlyList<TokenizedExample> _train;
+    readonly BatchingOptions _batching;
+    readonly int _padId;
+    readonly long _seed;
+    readonly Dictionary<string, int> _categoryIndex;
+    readonly IReadOnlyDictionary<string, double>? _weights;
+    (int Epoch, BatchPlan Plan)? _plan;
+
+    SftData(IReadOnlyList<TokenizedExample> train, IReadOnlyList<TokenizedExample> eval, IReadOnlyList<string> categories,
+        BatchingOptions batching, int padId, long seed, IReadOnlyDictionary<string, double>? weights, SftEncodeReport trainReport)
+    {
+        _train = train;
+        _batching = batching;
+        _padId = padId;
+        _seed = seed;
+        _weights = weights;
+        Categories = categories;
+        _categoryIndex = categories.Select((c, i) => (c, i)).ToDictionary(x => x.c, x => x.i);
+        TrainReport = trainReport;
+        EvalBatches = eval.Count == 0 ? []
+            : BatchPlan.Create(eval, batching with { GroupByLength = true }, padId, seed, epoch: 0).All().Select(ToMicroBatch).ToList();
+        EvalExamples = eval.Count;
+    }
+
+    /// <summary>Category names, sorted; a token's CategoryIds entry indexes this list.</summary>
+    public IReadOnlyList<string> Categories { get; }
+    public IReadOnlyList<MicroBatch> EvalBatches { get; }
+    public int TrainExamples => _train.Count;
+    public int EvalExamples { get; }
+    public SftEncodeReport TrainReport { get; }
+    public long TrainTokens => _train.Sum(e => (long)e.Length);
+
+    public int Count(int epoch) => Plan(epoch).Count;
+
+    public MicroBatch Get(int epoch, int index) => ToMicroBatch(Plan(epoch).Build(index));
+
+    BatchPlan Plan(int epoch)
+    {
+        if (_plan is not { } p || p.Epoch != epoch) _plan = (epoch, BatchPlan.Create(_train, _batching, _padId, _seed, epoch));
+        return _plan.Value.Plan;
+    }
+
+    MicroBatch ToMicroBatch(Batch b)
+    {
+        var n = b.Rows * b.Length;
+        var categoryIds = new long[n];
+        float[]? weights = _weights is null ? null : new float[n];
+        for (var i = 0; i < n; i++)
+        {
+            var doc = b.DocumentIndex[i];
+            var name = doc < 0 ? null : CategoryTools.Name(b.Categories[doc]);
+            categoryIds[i] = name is null ? -1 : _categoryIndex[name];
+            if (weights is not null)
+                weights[i] = name is not null && _weights!.TryGetValue(name, out var w) ? (float)w : 1f;
+        }
+        return new MicroBatch
+        {
+            Rows = b.Rows,
+            Length = b.Length,
+            InputIds = b.InputIds,
+            Labels = b.Labels,
+            // Pass packing/padding information only when present: the model then takes its plain causal path.
+            SequenceIds = b.IsPacked ? b.SequenceIds : null,
+            AttentionMask = b.AttentionMask.Any(m => m == 0) ? b.AttentionMask : null,
+            CategoryIds = categoryIds,
+            TokenWeights = weights,
+        };
+    }
+
+    /// <summary>Reads, splits and encodes the recipe's data. Bad rows fail or are skipped per data.on_bad_row.
+    /// With <paramref name="evalOnly"/> every conversation of data.train becomes evaluation data (the eval verb).</summary>
+    public static SftData Load(Recipe recipe, string baseDir, ITokenizer tokenizer, ILogger log, bool evalOnly = false)
+    {
+        var d = recipe.Data;
+        var readOptions = new DatasetReadOptions(
+            Format: RecipeValidator.ParseFormat(d.Format),
+            OnError: d.OnBadRow == "skip" ? BadRowPolicy.Skip : BadRowPolicy.FailFast);
+
+        List<Conversation> Read(IEnumerable<string> paths, string what)
+        {
+            var all = new List<Conversation>();
+            foreach (var raw in paths)
+            {
+                var path = RecipeResolver.InputPath(raw, baseDir);
+                var result = DatasetReader.Read(path, readOptions);
+                foreach (var e in result.Errors) log.Warning("{What} data: skipped {Error}", what, e.ToString());
+                if (result.ErrorCount > result.Errors.Count)
+                    log.Warning("{What} data: {More} more bad rows skipped in {Path}", what, result.ErrorCount - result.Errors.Count, path);
+                log.Information("{What} data: {Count} conversations from {Path}", what, result.Conversations.Count, path);
+                all.AddRange(result.Conversations);
+            }
+            return all;
+        }
+
+        var train = Read(d.Train, evalOnly ? "eval" : "train");
+        List<Conversation> eval;
+        if (evalOnly)
+        {
+            eval = train;
+            train = [];
+        }
+        else if (d.Eval is not null) eval = Read([d.Eval], "eval");
+        else
+        {
+            // Stratified by category so every category has eval rows (and per-category eval loss means something).
+            var (trainIdx, evalIdx) = CategoryTools.StratifiedSplit(train.Select(c => c.Category).ToList(), d.EvalSplit, recipe.Schedule.Seed);
+            eval = evalIdx.Select(i => train[i]).ToList();
+            train = trainIdx.Select(i => train[i]).ToList();
+        }
+
+        var mask = new MaskOptions(
+            TrainThinkBlock: d.TrainThinkBlock,
+            AssistantTurns: d.AssistantTurns == "last" ? AssistantTurns.Last : AssistantTurns.All,
+            SeamRule: d.SeamRule == "overlap" ? SeamRule.Overlap : SeamRule.Within,
+            RtoRefusal: d.RtoRefusal);
+        var encoder = new SftEncoder(tokenizer, mask);
+        var policy = d.Truncation == "drop" ? OverLength.Drop : OverLength.Truncate;
+        var trainSet = SftDataset.Build(train, encoder, d.MaxLength, policy);
+        var evalSet = SftDataset.Build(eval, encoder, d.MaxLength, policy);
+        foreach (var (name, set) in new[] { ("train", trainSet), ("eval", evalSet) })
+        {
+            var r = set.Report;
+            log.Information("{What} examples: {Kept}/{Total} kept ({Truncated} truncated, {TooLong} dropped as too long, {NoTarget} without trained tokens), {Tokens} tokens, {Trained} trained",
+                name, r.Kept, r.Conversations, r.Truncated, r.DroppedTooLong, r.DroppedNoTarget, r.Tokens, r.TrainedTokens);
+            foreach (var note in r.Notes) log.Debug("{What}: {Note}", name, note);
+        }
+        if (trainSet.Examples.Count == 0 && !evalOnly)
+            throw new InvalidDataException($"data.train: no usable training example in {string.Join(", ", d.Train)} (see the log for dropped rows)");
+
+        var categories = trainSet.Examples.Concat(evalSet.Examples).Select(e => CategoryTools.Name(e.Category))
+            .Distinct().OrderBy(c => c, StringComparer.Ordinal).ToList();
+        if (d.CategoryWeights is { } w)
+            foreach (var key in w.Keys.Where(k => !categories.Contains(k)))
+                log.Warning("data.category_weights: category '{Category}' does not occur in the data (known: {Known})", key, string.Join(", ", categories));
+
+        var packLength = d.Packing ? d.PackLength ?? d.MaxLength : d.MaxLength;
+        var batching = new BatchingOptions(BatchSize: recipe.Schedule.MicroBatchSize, MaxLength: packLength, Packing: d.Packing);
+        return new SftData(trainSet.Examples, evalSet.Examples, categories, batching, tokenizer.PadId, recipe.Schedule.Seed,
+            d.CategoryWeights, trainSet.Report);
+    }
+}

@@ -1,0 +1,212 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Qwen35.Data;
+using Qwen35.Lora;
+using Qwen35.Models;
+using Qwen35.Training.Checkpointing;
+using Qwen35.Training.Data;
+using Qwen35.Training.Loop;
+using Qwen35.Training.Observability;
+using Qwen35.Training.Recipes;
+using Serilog;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Qwen35.Training;
+
+/// <summary>What a finished (or interrupted) training run produced.</summary>
+public sealed record TrainRunResult(TrainResult Loop, string? AdapterDir, double? FirstLoss, double? LastLoss, double WallSeconds);
+
+/// <summary>
+/// LoRA supervised fine-tuning of a Qwen3.5 model from a <see cref="Recipe"/>: the torchtune recipe shape (setup in
+/// dependency order, then the loop), with the loop itself in <see cref="TrainLoop"/>.
+/// </summary>
+public sealed class SftTrainer : IDisposable
+{
+    readonly Recipe _recipe;
+    readonly string _baseDir;
+    readonly ILogger _log;
+
+    Qwen35ForCausalLM? _model;
+    LoraOptions? _lora;
+    SftData? _data;
+    AdamW? _optimizer;
+    List<(string Name, Parameter Param)> _trainable = [];
+
+    /// <param name="recipe">A validated recipe.</param>
+    /// <param name="baseDir">Folder that relative input paths of the recipe resolve against.</param>
+    /// <param name="log">Where progress goes (the CLI logs to stderr and output_dir/train.log.jsonl).</param>
+    public SftTrainer(Recipe recipe, string baseDir, ILogger log)
+    {
+        _recipe = recipe;
+        _baseDir = baseDir;
+        _log = log;
+    }
+
+    /// <summary>Called after every optimizer step (progress bars).</summary>
+    public Action<StepReport>? OnStep { get; set; }
+
+    /// <summary>Optimizer steps the run will take (known after <see cref="Setup"/>).</summary>
+    public int TotalSteps { get; private set; }
+
+    public SftData Data => _data ?? throw new InvalidOperationException("call Setup first");
+
+    /// <summary>Builds everything, in dependency order. Each step states what it needs from the previous ones.</summary>
+    public void Setup()
+    {
+        var r = _recipe;
+        // 1. Output folder and the exact recipe used (logger sinks already point into it; see TrainLogging).
+        Directory.CreateDirectory(r.OutputDir);
+        File.WriteAllText(Path.Combine(r.OutputDir, "recipe.yaml"), RecipeLoader.ToYaml(r));
+
+        // 2. Runtime: threads, seed, device, dtype. Seeding before the model makes random weights and LoRA init repeatable.
+        if (r.CpuThreads > 0) torch.set_num_threads(r.CpuThreads);
+        torch.manual_seed(r.Schedule.Seed);
+        var device = ModelSetup.ResolveDevice(r.Device);
+        var dtype = ModelSetup.ResolveDtype(r.Precision);
+        if (device.type == DeviceType.CUDA) torch.backends.cuda.matmul.allow_tf32 = true;
+
+        // 3. Model, then the LoRA adapter on top: every base weight frozen, adapter parameters fp32 and trainable.
+        _model = ModelSetup.LoadModel(r.Model, _baseDir, dtype, device, r.Schedule.Seed, _log);
+        _lora = ModelSetup.ToLoraOptions(r.Lora);
+        var report = LoraInjector.Apply(_model, _lora, r.Schedule.Seed);
+        _log.Information("{Report}", report.Format().TrimEnd());
+        _trainable = ModelSetup.Trainable(_model);
+        _model.train();
+
+        // 4. Tokenizer: the recipe's, else the model folder's; its ids must fit the model's vocabulary.
+        var tokenizerName = r.Tokenizer ?? (r.Model == ModelSetup.BuiltinTiny ? TokenizerLoader.BuiltInName : r.Model);
+        var tokenizer = TokenizerLoader.Load(tokenizerName == TokenizerLoader.BuiltInName ? tokenizerName : RecipeResolver.InputPath(tokenizerName, _baseDir));
+        if (tokenizer.VocabSize > _model.Config.VocabSize)
+            throw new InvalidDataException($"tokenizer '{tokenizerName}' has {tokenizer.VocabSize} tokens but the model's vocab_size is {_model.Config.VocabSize}");
+
+        // 5. Data: needs the tokenizer (encoding, pad id) and the schedule's micro-batch size and seed.
+        _data = SftData.Load(r, _baseDir, tokenizer, _log);
+
+        // 6. Optimizer: AdamW over the LoRA parameters only (state in fp32 like the parameters).
+        var s = r.Schedule;
+        _optimizer = torch.optim.AdamW(_trainable.Select(p => p.Param), lr: s.LearningRate, beta1: s.Beta1, beta2: s.Beta2,
+            eps: s.Eps, weight_decay: s.WeightDecay);
+
+        // 7. Schedule: total steps from max_steps or epochs × steps per epoch; warm-up from steps or ratio.
+        TotalSteps = s.MaxSteps ?? TrainLoop.StepsFor(_data, s.Epochs, s.GradAccum);
+        var stepsPerEpoch = TrainLoop.StepsPerEpoch(_data.Count(0), s.GradAccum);
+        _log.Information("schedule: {Steps} optimizer steps ({PerEpoch} per epoch), {Micro} micro-batches of {Rows} rows x grad_accum {GA}, lr {Lr} {Kind}, warmup {Warmup}",
+            TotalSteps, stepsPerEpoch, _data.Count(0), s.MicroBatchSize, s.GradAccum, s.LearningRate, s.LrScheduler,
+            LrSchedule.WarmupFor(s.WarmupSteps, s.WarmupRatio, TotalSteps));
+    }
+
+    /// <summary>
+    /// Trains (from scratch, or continuing the checkpoint named by <paramref name="resume"/>: a folder or
+    /// <c>latest</c>), then writes output_dir/adapter (PEFT format + model card) and output_dir/loss.png.
+    /// <paramref name="stopAfterStep"/> interrupts the run after that many steps (no final adapter).
+    /// </summary>
+    public TrainRunResult Run(string? resume = null, int? stopAfterStep = null)
+    {
+        if (_model is null) Setup();
+        var r = _recipe;
+        var s = r.Schedule;
+        var wall = Stopwatch.StartNew();
+        var schedule = new LrSchedule(s.LearningRate, LrSchedule.WarmupFor(s.WarmupSteps, s.WarmupRatio, TotalSteps), TotalSteps,
+            s.LrScheduler, s.MinLrRatio);
+        var hash = RecipeLoader.Hash(r);
+        var options = new TrainLoopOptions
+        {
+            TotalSteps = TotalSteps, GradAccum = s.GradAccum, Schedule = schedule, OutputDir = r.OutputDir,
+            MaxGradNorm = s.MaxGradNorm, MaxNonfiniteSteps = s.MaxNonfiniteSteps, Seed = s.Seed,
+            EvalEvery = r.EvalEvery, SaveEvery = r.SaveEvery, KeepLast = r.KeepLast, LogEvery = r.LogEvery,
+            ActivationCheckpointing = r.ActivationCheckpointing, RecipeHash = hash,
+        };
+
+        // 8. Resume state: adapter weights, AdamW moments and step counts, data position. Loaded last, on top of
+        // the freshly built objects, exactly as they were at the checkpoint.
+        TrainerState? state = null;
+        if (resume is not null)
+        {
+            var dir = new CheckpointStore(r.OutputDir, r.KeepLast).Resolve(resume);
+            state = CheckpointStore.Load(dir, _trainable, _optimizer!);
+            if (state.RecipeHash != hash)
+                _log.Warning("resume: checkpoint {Dir} was written by a different recipe (hash {Old}, now {New}); continuing with the current recipe", dir, state.RecipeHash, hash);
+            _log.Information("resume: {Dir} at step {Step}/{Total} (epoch {Epoch}, micro-batch {Pos})", dir, state.Step, TotalSteps, state.Epoch, state.MicroBatchInEpoch);
+        }
+
+        var loop = new TrainLoop(_model!, _trainable, _optimizer!, _data!, _data!.EvalBatches, _data.Categories, options, _log, SaveAdapter)
+        {
+            OnStep = OnStep,
+        };
+        var result = loop.Run(state, stopAfterStep);
+
+        var losses = result.History.Where(h => h.Loss is not null).Select(h => h.Loss!.Value).ToList();
+        double? first = losses.Count > 0 ? losses[0] : null, last = losses.Count > 0 ? losses[^1] : null;
+        LossPlot.Save(Path.Combine(r.OutputDir, "loss.png"), result.History, $"LoRA SFT {Path.GetFileName(r.Model.TrimEnd('/'))}");
+        string? adapterDir = null;
+        if (result.Completed)
+        {
+            adapterDir = Path.Combine(r.OutputDir, "adapter");
+            foreach (var warning in PeftAdapter.Save(adapterDir, _model!, _lora!, r.Model))
+                _log.Warning("adapter portability: {Warning}", warning);
+            WriteText(Path.Combine(adapterDir, "README.md"), ModelCard(result, first, last));
+            _log.Information("adapter written to {Dir}", adapterDir);
+        }
+        _log.Information("done: {Steps} steps, loss {First:F4} -> {Last:F4}, eval {Eval}, {Seconds:F1} s",
+            result.State.Step, first ?? double.NaN, last ?? double.NaN, result.FinalEval?.Loss ?? double.NaN, wall.Elapsed.TotalSeconds);
+        return new TrainRunResult(result, adapterDir, first, last, wall.Elapsed.TotalSeconds);
+    }
+
+    void SaveAdapter(string dir) => PeftAdapter.Save(dir, _model!, _lora!, _recipe.Model);
+
+    /// <summary>A Hugging Face style model card: what was trained on what, how, and how well.</summary>
+    string ModelCard(TrainResult result, double? first, double? last)
+    {
+        var r = _recipe;
+        var ci = CultureInfo.InvariantCulture;
+        var sb = new StringBuilder();
+        sb.AppendLine("---");
+        sb.AppendLine(ci, $"base_model: {r.Model}");
+        sb.AppendLine("library_name: peft");
+        sb.AppendLine("tags: [lora, sft, qwen3.5]");
+        sb.AppendLine("---");
+        sb.AppendLine();
+        sb.AppendLine(ci, $"# LoRA adapter for {r.Model}");
+        sb.AppendLine();
+        sb.AppendLine("Trained with the C#/TorchSharp Qwen3.5 LoRA trainer (`trainer train`). Load with PEFT:");
+        sb.AppendLine("`PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(BASE), \"adapter\")`.");
+        sb.AppendLine();
+        sb.AppendLine("## Data");
+        sb.AppendLine(ci, $"- train: {string.Join(", ", r.Data.Train)} ({_data!.TrainExamples} examples, {_data.TrainTokens} tokens)");
+        sb.AppendLine(ci, $"- eval: {(r.Data.Eval ?? $"{r.Data.EvalSplit:P0} stratified split of train")} ({_data.EvalExamples} examples)");
+        sb.AppendLine(ci, $"- categories: {string.Join(", ", _data.TrainReport.KeptPerCategory.Select(kv => $"{kv.Key} ({kv.Value})"))}");
+        sb.AppendLine(ci, $"- max_length {r.Data.MaxLength} ({r.Data.Truncation}), packing {(r.Data.Packing ? $"on, rows of {r.Data.PackLength ?? r.Data.MaxLength}" : "off")}, train_think_block {r.Data.TrainThinkBlock.ToString().ToLowerInvariant()}, assistant_turns {r.Data.AssistantTurns}");
+        sb.AppendLine();
+        sb.AppendLine("## Hyperparameters");
+        sb.AppendLine(ci, $"- LoRA: r {r.Lora.Rank}, alpha {r.Lora.Alpha}, dropout {r.Lora.Dropout}, targets {string.Join(", ", r.Lora.TargetModules)}{(r.Lora.UseRsLora ? ", rsLoRA" : "")}");
+        sb.AppendLine(ci, $"- optimizer: AdamW lr {r.Schedule.LearningRate}, betas ({r.Schedule.Beta1}, {r.Schedule.Beta2}), weight decay {r.Schedule.WeightDecay}, max grad norm {r.Schedule.MaxGradNorm}");
+        sb.AppendLine(ci, $"- schedule: {r.Schedule.LrScheduler}, {TotalSteps} steps, warmup {LrSchedule.WarmupFor(r.Schedule.WarmupSteps, r.Schedule.WarmupRatio, TotalSteps)}, micro-batch {r.Schedule.MicroBatchSize} x grad_accum {r.Schedule.GradAccum}, seed {r.Schedule.Seed}");
+        sb.AppendLine(ci, $"- precision {r.Precision} on {r.Device}, activation checkpointing {r.ActivationCheckpointing.ToString().ToLowerInvariant()}");
+        sb.AppendLine();
+        sb.AppendLine("## Results");
+        sb.AppendLine(ci, $"- train loss: {first:F4} (first step) -> {last:F4} (last step)");
+        if (result.FinalEval is { } e)
+        {
+            sb.AppendLine(ci, $"- eval loss: {e.Loss:F4} over {e.Tokens} tokens");
+            foreach (var (c, v) in e.ByCategory) sb.AppendLine(ci, $"  - {c}: {v:F4}");
+        }
+        sb.AppendLine(ci, $"- trained tokens: {result.State.TrainedTokens}, skipped non-finite steps: {result.State.SkippedNonfinite}, training time {result.State.ElapsedSeconds:F0} s");
+        return sb.ToString();
+    }
+
+    static void WriteText(string path, string text)
+    {
+        var tmp = path + ".tmp";
+        File.WriteAllText(tmp, text);
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    public void Dispose()
+    {
+        _optimizer?.Dispose();
+        _model?.Dispose();
+    }
+}
