@@ -13,7 +13,7 @@ public class MergedExportTests
         // A source checkpoint: the fake model's weights plus tensors a text-only model skips.
         var source = TestPaths.TempDir("lora-merge-src");
         using var baseModel = FakeDecoder.Tiny(seed: 2);
-        var extra = new Dictionary<string, Tensor> { ["model.visual.blocks.0.attn.qkv.weight"] = randn(48, 16), ["mtp.fc.weight"] = randn(64, 128) };
+        var extra = new Dictionary<string, Tensor> { ["model.visual.blocks.0.attn.qkv.weight"] = randn(48, 16, generator: new Generator(12)), ["mtp.fc.weight"] = randn(64, 128, generator: new Generator(13)) };
         SafeTensorsWriter.Write(Path.Combine(source, "model.safetensors"),
             baseModel.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).Concat(extra.Select(e => (e.Key, e.Value))));
         File.WriteAllText(Path.Combine(source, "config.json"), "{\"model_type\": \"qwen3_5\"}");
@@ -24,7 +24,7 @@ public class MergedExportTests
         using (no_grad())
             foreach (var a in LoraInjector.Adapters(baseModel)) a.LoraB.weight.copy_(randn(a.LoraB.weight.shape, generator: g).mul(0.05));
         baseModel.eval();
-        var x = randn(1, 6, 64);
+        var x = randn(1, 6, 64, generator: new Generator(11));
         var adapted = baseModel.forward(x);
 
         var outDir = TestPaths.TempDir("lora-merge-out");
@@ -45,7 +45,10 @@ public class MergedExportTests
             foreach (var (name, p) in reloaded.named_parameters()) p.copy_(merged.Load(name));
         reloaded.eval();
         var y = reloaded.forward(x);
-        Assert.That(y.allclose(adapted, rtol: 1e-4, atol: 1e-5), Is.True, $"max diff {(y - adapted).abs().max().item<float>()}");
+        // Merged W + s·B·A rounds differently from W·x + s·B·(A·x): compare relative to the output's scale.
+        var scale = adapted.abs().max().item<float>();
+        var diff = (y - adapted).abs().max().item<float>();
+        Assert.That(diff, Is.LessThanOrEqualTo(1e-5 * Math.Max(1, scale)), $"max diff {diff} at output scale {scale}");
         // And the adapters really changed the weights.
         Assert.That(merged.Load("model.language_model.layers.0.mlp.up_proj.weight").allclose(sourceCk.Load("model.language_model.layers.0.mlp.up_proj.weight")), Is.False);
     }
