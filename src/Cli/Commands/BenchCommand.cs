@@ -29,9 +29,15 @@ public static class BenchCommand
         var ckpt = new Option<bool>("--checkpointing") { Description = "Per-layer activation checkpointing" };
         var rank = new Option<int>("--rank") { Description = "LoRA rank for --shape (alpha = 2r)", DefaultValueFactory = _ => 16 };
         var peak = new Option<double?>("--peak-tflops") { Description = "Peak dense TFLOP/s for MFU (default 989 = H100 bf16 on cuda; none on cpu)" };
+        var targets = new Option<string>("--targets")
+        {
+            Description = "LoRA targets for --shape: all-linear (every projection of the text decoder, as bench/hf_peft_bench.py) or a comma list such as q_proj,v_proj",
+            DefaultValueFactory = _ => "all-linear",
+        };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object (the fields bench/hf_peft_bench.py prints) instead of text" };
         var cmd = new Command("bench", "Time LoRA training steps on random weights: step time, tokens/s, peak memory, MFU")
         {
-            recipe, set, shape, layers, seq, batch, steps, device, dtype, ckpt, rank, peak,
+            recipe, set, shape, layers, seq, batch, steps, device, dtype, ckpt, rank, peak, targets, json,
         };
         cmd.SetAction(pr =>
         {
@@ -64,7 +70,7 @@ public static class BenchCommand
                         Sequence = pr.GetValue(seq) ?? 4096, Batch = pr.GetValue(batch) ?? 1, Steps = pr.GetValue(steps),
                         Device = dev, Precision = pr.GetValue(dtype) ?? (dev == "cuda" ? "bf16" : "fp32"),
                         Checkpointing = pr.GetValue(ckpt), PeakTflops = pr.GetValue(peak),
-                        Lora = BenchOptions.DefaultLora(r),
+                        Lora = BenchOptions.DefaultLora(r) with { TargetModules = ParseTargets(pr.GetValue(targets)!) },
                     };
                 }
                 else
@@ -77,7 +83,8 @@ public static class BenchCommand
                     Console.Error.WriteLine("bench: --steps >= 1, --seq >= 2 and --batch >= 1 are required");
                     return 1;
                 }
-                Print(Benchmark.Run(options, log));
+                var report = Benchmark.Run(options, log);
+                if (pr.GetValue(json)) PrintJson(report); else Print(report);
                 return 0;
             }
             catch (Exception e)
@@ -92,6 +99,27 @@ public static class BenchCommand
     {
         var c = Qwen35.Models.Config.Qwen35TextConfig.Load(Path.Combine(dir, "config.json"));
         return layers is { } n ? c with { NumHiddenLayers = n, LayerTypes = c.LayerTypes.Take(n).ToArray() } : c;
+    }
+
+    static Qwen35.Lora.LoraTargets ParseTargets(string value) => value == "all-linear"
+        ? Qwen35.Lora.LoraTargets.AllLinear
+        : Qwen35.Lora.LoraTargets.Names(value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+
+    /// <summary>Same field names as bench/hf_peft_bench.py, so scripts/gpu/compare.sh can put both side by side.</summary>
+    static void PrintJson(BenchReport b)
+    {
+        var o = b.Options;
+        var result = new Dictionary<string, object?>
+        {
+            ["side"] = "qwen35-trainer (TorchSharp)",
+            ["shape"] = o.ShapeName, ["layers"] = o.Config.NumHiddenLayers, ["seq"] = o.Sequence, ["batch"] = o.Batch,
+            ["steps"] = o.Steps, ["device"] = o.Device, ["dtype"] = o.Precision, ["checkpointing"] = o.Checkpointing,
+            ["lora_r"] = o.Lora.Rank, ["lora_alpha"] = o.Lora.Alpha, ["trainable_params"] = b.LoraParameters,
+            ["matmul_params_N"] = b.Flops.MatmulParams, ["flops_per_token"] = b.Flops.PerToken,
+            ["step_times_s"] = b.StepSeconds, ["step_time_s"] = b.MeanStepSeconds, ["tokens_per_s"] = b.TokensPerSecond,
+            ["peak_memory"] = b.PeakMemory, ["mfu"] = b.Mfu, ["peak_tflops"] = b.PeakTflops,
+        };
+        Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(result, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
     }
 
     static void Print(BenchReport b)
