@@ -1,5 +1,4 @@
 using Qwen35.Models;
-using Qwen35.Models.Config;
 using Qwen35.Models.Modules;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -36,7 +35,8 @@ public static class LossComputation
         using (no_grad())
         {
             var x = text.embed_tokens.forward(b.InputIds);
-            ctx = TrainingLayerContext.Build(model.Config, b.InputIds, b.AttentionMask, b.SequenceIds, x.dtype);
+            // The same masks, positions and RoPE tables Forward would build, so layer-at-a-time equals Forward.
+            ctx = text.BuildContext(new ModelInputs(b.InputIds, b.AttentionMask, null, b.SequenceIds), x.dtype);
             for (var i = 0; i < layers.Count; i++)
             {
                 layerInputs.Add(x);
@@ -78,48 +78,5 @@ public static class LossComputation
     {
         torch.manual_seed(seed);
         if (device.type == DeviceType.CUDA) torch.cuda.manual_seed_all(seed);
-    }
-}
-
-/// <summary>
-/// The per-forward <see cref="LayerContext"/> for training inputs (no cache): positions, RoPE tables, attention and
-/// padding masks, document starts. Qwen35TextModel builds the same context privately inside Forward; checkpointing
-/// needs it to call layers one at a time, so the training case is rebuilt here and a test checks that the layer-wise
-/// path reproduces Forward's hidden states exactly.
-/// </summary>
-public static class TrainingLayerContext
-{
-    public static LayerContext Build(Qwen35TextConfig c, Tensor ids, Tensor? attentionMask, Tensor? sequenceIds, ScalarType dtype)
-    {
-        long b = ids.shape[0], t = ids.shape[1];
-        var mask = attentionMask?.to(ScalarType.Int64);
-        Tensor? docStarts = null, posInDoc = null;
-        if (sequenceIds is { } seq)
-        {
-            docStarts = DocumentStarts.FromSequenceIds(seq);
-            var index = arange(t, dtype: ScalarType.Int64, device: seq.device).expand(b, t);
-            var startIndex = where(docStarts, index, zeros_like(index)).cummax(1).values;
-            posInDoc = index - startIndex;
-        }
-        var positions = posInDoc
-                        ?? (mask is not null
-                            ? (mask.cumsum(1) - 1).clamp_min(0)
-                            : arange(t, dtype: ScalarType.Int64, device: ids.device).expand(b, t));
-        var (cos, sin) = Rotary.Tables(positions, c.RotaryDim, c.RopeTheta, dtype);
-
-        Tensor? attn = null;
-        var isCausal = false;
-        if (mask is null && sequenceIds is null) isCausal = t > 1;
-        else
-        {
-            var q = arange(t, dtype: ScalarType.Int64, device: ids.device).view(t, 1);
-            var k = arange(t, dtype: ScalarType.Int64, device: ids.device).view(1, t);
-            var allowed = (k <= q).view(1, 1, t, t).expand(b, 1, t, t);
-            if (mask is not null) allowed = allowed.logical_and(mask.to(ScalarType.Bool).view(b, 1, 1, t));
-            if (sequenceIds is not null) allowed = allowed.logical_and(sequenceIds.view(b, 1, t, 1) == sequenceIds.view(b, 1, 1, t));
-            attn = allowed.logical_or((k == q).view(1, 1, t, t));
-        }
-        var linearMask = mask is not null && t > 1 ? mask.to(dtype) : null;
-        return new LayerContext(cos, sin, attn, isCausal, linearMask, docStarts, null);
     }
 }
