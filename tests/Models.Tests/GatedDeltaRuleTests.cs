@@ -229,14 +229,62 @@ public class GatedDeltaRuleTests
         }
     }
 
+    /// <summary>
+    /// The kernels take q/k with the Hk key heads and broadcast them to the value heads: outputs, final states and
+    /// gradients (q/k gradients summed over each group, as repeat_interleave's backward does) equal passing the
+    /// repeat-interleaved copies, for the chunked form with and without packing and for the recurrent form.
+    /// </summary>
+    [TestCase(false, 3), TestCase(true, 2)]
+    public void GroupedKeyHeadsEqualRepeatedKeyHeads(bool packed, int group)
+    {
+        using var scope = NewDisposeScope();
+        var gen = new Generator(77);
+        long b = 2, t = 21, hk = 2, h = hk * group, dk = 8, dv = 6;
+        var q = randn(b, t, hk, dk, generator: gen);
+        var k = randn(b, t, hk, dk, generator: gen);
+        var v = randn(b, t, h, dv, generator: gen);
+        var g = -nn.functional.softplus(randn(b, t, h, generator: gen));
+        var beta = randn(b, t, h, generator: gen).sigmoid();
+        var state = randn(b, h, dk, dv, generator: gen) * 0.5;
+        var outWeight = randn(b, t, h, dv, generator: gen);
+        Tensor? starts = null;
+        if (packed) { starts = zeros(b, t, ScalarType.Bool); starts[0, 5] = true; starts[1, 9] = true; starts[1, 10] = true; }
+
+        foreach (var chunked in new[] { true, false })
+        {
+            (Tensor O, Tensor S, Tensor Gq, Tensor Gk) Run(bool repeat)
+            {
+                var ql = q.detach().clone().requires_grad_(true);
+                var kl = k.detach().clone().requires_grad_(true);
+                var qin = repeat ? ql.repeat_interleave(group, 2) : ql;
+                var kin = repeat ? kl.repeat_interleave(group, 2) : kl;
+                var (o, s) = chunked
+                    ? GatedDeltaRule.Chunked(qin, kin, v, g, beta, state, 8, starts)
+                    : GatedDeltaRule.Recurrent(qin, kin, v, g, beta, state, documentStarts: starts);
+                ((o * outWeight).sum() + s.sum()).backward();
+                return (o.detach(), s.detach(), ql.grad!, kl.grad!);
+            }
+            var grouped = Run(repeat: false);
+            var repeated = Run(repeat: true);
+            var form = chunked ? "chunked" : "recurrent";
+            Assert.That(repeated.Gq.abs().max().ToDouble(), Is.GreaterThan(1e-3), $"{form}: non-trivial q gradient");
+            Assert.That(MaxDiff(grouped.O, repeated.O), Is.LessThanOrEqualTo(Tol), $"{form} output");
+            Assert.That(MaxDiff(grouped.S, repeated.S), Is.LessThanOrEqualTo(Tol), $"{form} final state");
+            Assert.That(MaxDiff(grouped.Gq, repeated.Gq), Is.LessThanOrEqualTo(Tol), $"{form} q gradient");
+            Assert.That(MaxDiff(grouped.Gk, repeated.Gk), Is.LessThanOrEqualTo(Tol), $"{form} k gradient");
+        }
+    }
+
     [Test]
     public void RejectsMismatchedShapes()
     {
         using var scope = NewDisposeScope();
         var x = MakeInputs(seed: 1, batch: 1, length: 4, keyHeads: 2, group: 2);
+        // 3 key heads cannot be grouped onto 4 value heads (2 could: grouped q/k are accepted).
         var ex = Assert.Throws<ArgumentException>(() =>
-            GatedDeltaRule.Chunked(x.Q.narrow(2, 0, 2), x.K.narrow(2, 0, 2), x.V, x.G, x.Beta, null));
+            GatedDeltaRule.Chunked(x.Q.narrow(2, 0, 3), x.K.narrow(2, 0, 3), x.V, x.G, x.Beta, null));
         Assert.That(ex!.Message, Does.Contain("v must be"));
+        Assert.Throws<ArgumentException>(() => GatedDeltaRule.Chunked(x.Q, x.K.narrow(2, 0, 2), x.V, x.G, x.Beta, null));
         Assert.Throws<ArgumentException>(() => GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, zeros(1, 4, 8, 7)));
         Assert.Throws<ArgumentException>(() => GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, null, 64, zeros(1, 5, ScalarType.Bool)));
     }

@@ -25,8 +25,10 @@ public sealed class TokenSampler : IDisposable
     public Tensor Pick(Tensor logits)
     {
         using var scope = NewDisposeScope();
+        // Greedy: argmax where the logits are and copy back only B ids (not B×V floats; 1 MB per row at Qwen's
+        // 248K vocabulary). Upcasting bf16 to fp32 is exact and monotonic, so the argmax is the same.
+        if (!options.DoSample) return logits.argmax(-1).to(CPU).MoveToOuterDisposeScope();
         var scores = logits.to(ScalarType.Float32).to(CPU);
-        if (!options.DoSample) return scores.argmax(-1).MoveToOuterDisposeScope();
 
         scores = scores / options.Temperature;
         long vocab = scores.shape[^1];

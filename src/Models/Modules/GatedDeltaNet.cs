@@ -66,12 +66,8 @@ public sealed class GatedDeltaNet : nn.Module<Tensor, LayerContext, Tensor>
         var q = qkv.narrow(-1, 0, keyDim).reshape(b, t, kHeads, dk);
         var k = qkv.narrow(-1, keyDim, keyDim).reshape(b, t, kHeads, dk);
         var v = qkv.narrow(-1, 2 * keyDim, vHeads * dv).reshape(b, t, vHeads, dv);
-        // Grouped value heads: v head j reads k/q head j / (Hv/Hk) (repeat_interleave, sharp edge 9).
-        if (vHeads != kHeads)
-        {
-            q = q.repeat_interleave(vHeads / kHeads, dim: 2);
-            k = k.repeat_interleave(vHeads / kHeads, dim: 2);
-        }
+        // Grouped value heads: v head j reads k/q head j / (Hv/Hk) (HF's repeat_interleave, sharp edge 9). The kernel
+        // takes the Hk key heads and broadcasts them, so no repeated copy of q/k is made (or differentiated).
 
         var beta = sigmoid(in_proj_b.forward(x));
         // fp32: in half precision exp(A_log) can overflow (HF comment; sharp edge 10).

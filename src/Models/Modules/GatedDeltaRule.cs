@@ -8,8 +8,9 @@ namespace Qwen35.Models.Modules;
 /// <see cref="Chunked"/> (training and prefill: all intra-chunk work batched, a short sequential scan over chunks)
 /// and <see cref="Recurrent"/> (the step-by-step definition, used for one-token cached decode and as the reference).
 /// <para>
-/// Shapes (both forms): q, k [B,T,H,dk] already repeat-interleaved from the key heads to the H value heads by the
-/// caller; v [B,T,H,dv]; g (log-decay, ≤ 0) and beta [B,T,H]; initial/final state [B,H,dk,dv] fp32.
+/// Shapes (both forms): q, k [B,T,Hk,dk] with Hk dividing the value heads H (value head j reads key head
+/// j / (H/Hk), HF's repeat_interleave, done here by broadcasting instead of copying; Hk = H also works);
+/// v [B,T,H,dv]; g (log-decay, ≤ 0) and beta [B,T,H]; initial/final state [B,H,dk,dv] fp32.
 /// As in Hugging Face with <c>use_qk_l2norm_in_kernel=True</c>, q and k are L2-normalised over dk here
 /// (x / sqrt(Σx² + 1e-6)) and q is scaled by dk^-½. All math is fp32; the output is cast to v's dtype.
 /// </para>
@@ -38,7 +39,7 @@ public static class GatedDeltaRule
         var outDtype = v.dtype;
 
         using var scope = NewDisposeScope();
-        var (qf, kf, vf, gf, bf) = Prepare(q, k, v, g, beta);   // [B,H,T,*] and [B,H,T], fp32, q/k normalised
+        var (qf, kf, vf, gf, bf) = Prepare(q, k, v, g, beta);   // [B,Hq,T,dk] (Hq = q's heads), [B,H,T,*], fp32
 
         long C = chunkSize;
         long pad = (C - length % C) % C;
@@ -52,12 +53,16 @@ public static class GatedDeltaRule
         }
         long chunks = (length + pad) / C;
 
-        var q5 = qf.reshape(batch, heads, chunks, C, dk);
-        var k5 = kf.reshape(batch, heads, chunks, C, dk);
-        var v5 = vf.reshape(batch, heads, chunks, C, dv);
-        var beta4 = bf.reshape(batch, heads, chunks, C);
+        // Grouped heads without copies: value head j = kh·G + r reads key head kh (= repeat_interleave), so every
+        // per-value-head tensor is laid out [B, Hk, G, N, C, *] and q/k as [B, Hk, 1, N, C, dk], broadcasting over G.
+        // The key-only products (q·kᵀ, k·kᵀ) are then computed once per key head instead of once per value head.
+        long kHeads = q.shape[2], group = heads / kHeads;
+        var q5 = qf.reshape(batch, kHeads, 1, chunks, C, dk);
+        var k5 = kf.reshape(batch, kHeads, 1, chunks, C, dk);
+        var v5 = vf.reshape(batch, kHeads, group, chunks, C, dv);
+        var beta4 = bf.reshape(batch, kHeads, group, chunks, C);
         // γ_i: log of the decay accumulated from the chunk start through position i.
-        var gamma = gf.reshape(batch, heads, chunks, C).cumsum(-1);
+        var gamma = gf.reshape(batch, kHeads, group, chunks, C).cumsum(-1);
 
         // Which (i, j) pairs of a chunk interact: j ≤ i, and (when packed) i and j in the same document.
         // carry_i = 1 while no document has started in the chunk at or before i: only those rows see the state
@@ -67,22 +72,21 @@ public static class GatedDeltaRule
         Tensor? carry = null, lastSame = null;
         if (documentStarts is not null)
         {
-            var local = ChunkLocalDocumentIndex(documentStarts, length, pad, chunks, C);   // [B,N,C] int64
-            allowed = allowed.logical_and(local.unsqueeze(-1).eq(local.unsqueeze(-2))).unsqueeze(1);   // [B,1,N,C,C]
-            carry = local.eq(0).to(ScalarType.Float32).unsqueeze(1);                                       // [B,1,N,C]
-            lastSame = local.eq(local.narrow(-1, C - 1, 1)).to(ScalarType.Float32).unsqueeze(1);           // [B,1,N,C]
+            var local = ChunkLocalDocumentIndex(documentStarts, length, pad, chunks, C).unsqueeze(1).unsqueeze(1);   // [B,1,1,N,C]
+            allowed = allowed.logical_and(local.unsqueeze(-1).eq(local.unsqueeze(-2)));                              // [B,1,1,N,C,C]
+            carry = local.eq(0).to(ScalarType.Float32);                                                               // [B,1,1,N,C]
+            lastSame = local.eq(local.narrow(-1, C - 1, 1)).to(ScalarType.Float32);                                   // [B,1,1,N,C]
         }
 
         // D_ij = exp(γ_i − γ_j) for allowed pairs, else 0. Masking to −inf before exp (rather than multiplying by a
         // 0/1 mask afterwards) keeps exp from overflowing for j > i and keeps its gradient finite (exp(−inf) = 0).
         var decay = (gamma.unsqueeze(-1) - gamma.unsqueeze(-2)).masked_fill(allowed.logical_not(), double.NegativeInfinity).exp();
 
-        var kBeta = k5 * beta4.unsqueeze(-1);
         var vBeta = v5 * beta4.unsqueeze(-1);
         var kT = k5.transpose(-1, -2);
         // Strictly lower part of the UT system: L_ij = β_i (k_i·k_j) D_ij. The diagonal is also filled but the
         // unit-triangular solve ignores it, so the system matrix is exactly I + L.
-        var system = kBeta.matmul(kT) * decay;
+        var system = k5.matmul(kT) * (decay * beta4.unsqueeze(-1));
         var scores = q5.matmul(kT) * decay;   // P_ij = (q_i·k_j) D_ij, diagonal included
 
         // exp(γ_i), zeroed on rows that must not read the carried state (after a reset in this chunk).
@@ -90,26 +94,26 @@ public static class GatedDeltaRule
         if (carry is not null) stateDecay = stateDecay * carry;
 
         var newValues = linalg.solve_triangular(system, vBeta, upper: false, left: true, unitriangular: true);
-        var kCumDecay = linalg.solve_triangular(system, kBeta * stateDecay.unsqueeze(-1), upper: false, left: true, unitriangular: true);
+        var kCumDecay = linalg.solve_triangular(system, k5 * (beta4 * stateDecay).unsqueeze(-1), upper: false, left: true, unitriangular: true);
 
         var qDecayed = q5 * stateDecay.unsqueeze(-1);
         // Keys as written into the end-of-chunk state: decayed from their position to the chunk end.
         var keyToEnd = (gamma.narrow(-1, C - 1, 1) - gamma).exp();
         if (lastSame is not null) keyToEnd = keyToEnd * lastSame;
         var kWriteT = (k5 * keyToEnd.unsqueeze(-1)).transpose(-1, -2);
-        var chunkDecay = stateDecay.narrow(-1, C - 1, 1).unsqueeze(-1);   // [B,H,N,1,1]: exp(γ_last)·carry_last
+        var chunkDecay = stateDecay.narrow(-1, C - 1, 1).unsqueeze(-1);   // [B,Hk,G,N,1,1]: exp(γ_last)·carry_last
 
         // Sequential scan over chunks. unbind yields views whose backward is a single stack, not per-slice copies.
-        var us = newValues.unbind(2);
-        var ws = kCumDecay.unbind(2);
-        var qs = qDecayed.unbind(2);
-        var ps = scores.unbind(2);
-        var kws = kWriteT.unbind(2);
-        var cds = chunkDecay.unbind(2);
+        var us = newValues.unbind(3);
+        var ws = kCumDecay.unbind(3);
+        var qs = qDecayed.unbind(3);
+        var ps = scores.unbind(3);
+        var kws = kWriteT.unbind(3);
+        var cds = chunkDecay.unbind(3);
 
         var state = initialState is null
-            ? zeros(batch, heads, dk, dv, ScalarType.Float32, q.device)
-            : initialState.to(ScalarType.Float32);
+            ? zeros([batch, kHeads, group, dk, dv], ScalarType.Float32, q.device)
+            : initialState.to(ScalarType.Float32).reshape(batch, kHeads, group, dk, dv);
         var outputs = new List<Tensor>((int)chunks);
         for (int n = 0; n < chunks; n++)
         {
@@ -118,12 +122,13 @@ public static class GatedDeltaRule
             state = state * cds[n] + kws[n].matmul(vNew);
         }
 
-        var output = cat(outputs, 2)                                // [B,H,Tpad,dv]
+        var output = cat(outputs, 3)                                // [B,Hk,G,Tpad,dv]
+            .reshape(batch, heads, chunks * C, dv)
             .narrow(2, 0, length)
             .transpose(1, 2)
             .to(outDtype)
             .contiguous();
-        return (output.MoveToOuterDisposeScope(), state.MoveToOuterDisposeScope());
+        return (output.MoveToOuterDisposeScope(), state.reshape(batch, heads, dk, dv).MoveToOuterDisposeScope());
     }
 
     /// <summary>
@@ -140,6 +145,12 @@ public static class GatedDeltaRule
 
         using var scope = NewDisposeScope();
         var (qf, kf, vf, gf, bf) = Prepare(q, k, v, g, beta);
+        // Grouped key heads: the per-token path is for decode and reference, so a plain repeat is fine here.
+        if (q.shape[2] != heads)
+        {
+            qf = qf.repeat_interleave(heads / q.shape[2], dim: 1);
+            kf = kf.repeat_interleave(heads / q.shape[2], dim: 1);
+        }
         var qs = qf.unbind(2);
         var ks = kf.unbind(2);
         var vs = vf.unbind(2);
@@ -207,12 +218,13 @@ public static class GatedDeltaRule
         Tensor? initialState, Tensor? documentStarts)
     {
         if (q.dim() != 4) throw new ArgumentException($"q must be [B,T,H,dk], got [{string.Join(",", q.shape)}]", nameof(q));
-        long b = q.shape[0], t = q.shape[1], h = q.shape[2], dk = q.shape[3];
+        long b = q.shape[0], t = q.shape[1], hk = q.shape[2], dk = q.shape[3];
         if (t < 1) throw new ArgumentException("the sequence must hold at least one token", nameof(q));
         if (!k.shape.SequenceEqual(q.shape))
-            throw new ArgumentException($"k must match q [{string.Join(",", q.shape)}] (repeat-interleave key heads to the value heads first), got [{string.Join(",", k.shape)}]", nameof(k));
-        if (v.dim() != 4 || v.shape[0] != b || v.shape[1] != t || v.shape[2] != h)
-            throw new ArgumentException($"v must be [{b},{t},{h},dv], got [{string.Join(",", v.shape)}]", nameof(v));
+            throw new ArgumentException($"k must match q [{string.Join(",", q.shape)}], got [{string.Join(",", k.shape)}]", nameof(k));
+        if (v.dim() != 4 || v.shape[0] != b || v.shape[1] != t || v.shape[2] % hk != 0)
+            throw new ArgumentException($"v must be [{b},{t},H,dv] with H a multiple of q/k's {hk} heads, got [{string.Join(",", v.shape)}]", nameof(v));
+        long h = v.shape[2];
         long[] bth = [b, t, h];
         if (!g.shape.SequenceEqual(bth)) throw new ArgumentException($"g must be [{b},{t},{h}], got [{string.Join(",", g.shape)}]", nameof(g));
         if (!beta.shape.SequenceEqual(bth)) throw new ArgumentException($"beta must be [{b},{t},{h}], got [{string.Join(",", beta.shape)}]", nameof(beta));

@@ -16,6 +16,8 @@ namespace Qwen35.Models.Modules;
 /// apply_mask_to_padding_states). Null when there is no padding to zero.</param>
 /// <param name="DocumentStarts">bool [B, T], true where a packed document starts (state and conv resets), or null.</param>
 /// <param name="Cache">decoding cache to read and update, or null.</param>
+/// <param name="DocumentSpans">packed rows without a mask: per row, the (start, length) of each document; full
+/// attention then runs per document with the causal flag (AttentionMask is null). Null otherwise.</param>
 public sealed record LayerContext(
     Tensor Cos,
     Tensor Sin,
@@ -23,4 +25,5 @@ public sealed record LayerContext(
     bool IsCausal,
     Tensor? LinearInputMask,
     Tensor? DocumentStarts,
-    ModelCache? Cache);
+    ModelCache? Cache,
+    IReadOnlyList<(int Start, int Length)[]>? DocumentSpans = null);

@@ -20,6 +20,12 @@ public sealed class Qwen35Attention : nn.Module<Tensor, LayerContext, Tensor>
 
     readonly int layerIndex, heads, kvHeads, headDim;
 
+    /// <summary>
+    /// Packed rows with at most this many documents run attention per document (see <see cref="ModelInputs"/>
+    /// DocumentOffsets); more documents fall back to the block-diagonal mask, bounding the per-layer kernel count.
+    /// </summary>
+    public const int MaxDocumentsPerRowForSplit = 64;
+
     public Qwen35Attention(Qwen35TextConfig c, int layerIndex, ScalarType dtype, Device? device) : base(nameof(Qwen35Attention))
     {
         this.layerIndex = layerIndex;
@@ -56,11 +62,31 @@ public sealed class Qwen35Attention : nn.Module<Tensor, LayerContext, Tensor>
         var groups = heads / kvHeads;
         var kr = groups == 1 ? k : k.repeat_interleave(groups, dim: 1);
         var vr = groups == 1 ? v : v.repeat_interleave(groups, dim: 1);
-        var attn = ctx.AttentionMask is { } mask
-            ? nn.functional.scaled_dot_product_attention(q, kr, vr, mask)
+        var attn = ctx.DocumentSpans is { } spans ? PerDocument(q, kr, vr, spans)
+            : ctx.AttentionMask is { } mask ? nn.functional.scaled_dot_product_attention(q, kr, vr, mask)
             : nn.functional.scaled_dot_product_attention(q, kr, vr, is_casual: ctx.IsCausal);
 
         var o = attn.transpose(1, 2).reshape(b, t, heads * headDim) * sigmoid(gate);
         return o_proj.forward(o).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Block-diagonal causal attention without a mask: each document's queries attend causally to its own keys
+    /// (SDPA with the causal flag, which CUDA can serve with the flash kernel: no [T, T] tensor), and the outputs are
+    /// concatenated back in token order. Equal to the masked form for every real token; trailing padding forms part
+    /// of the last document and, coming last, is never seen by a real token.
+    /// </summary>
+    static Tensor PerDocument(Tensor q, Tensor k, Tensor v, IReadOnlyList<(int Start, int Length)[]> spans)
+    {
+        var rows = new List<Tensor>(spans.Count);
+        for (var r = 0; r < spans.Count; r++)
+        {
+            Tensor Row(Tensor x) => spans.Count == 1 ? x : x.narrow(0, r, 1);
+            Tensor[] parts = spans[r].Select(s => nn.functional.scaled_dot_product_attention(
+                Row(q).narrow(2, s.Start, s.Length), Row(k).narrow(2, s.Start, s.Length), Row(v).narrow(2, s.Start, s.Length),
+                is_casual: true)).ToArray();
+            rows.Add(parts.Length == 1 ? parts[0] : cat(parts, 2));
+        }
+        return rows.Count == 1 ? rows[0] : cat(rows, 0);
     }
 }

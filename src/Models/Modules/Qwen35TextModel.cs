@@ -94,9 +94,39 @@ public sealed class Qwen35TextModel : nn.Module<ModelInputs, Tensor>
                             : arange(past, past + t, dtype: ScalarType.Int64, device: ids.device).expand(b, t));
         var (cos, sin) = Rotary.Tables(positions, config.RotaryDim, config.RopeTheta, dtype);
 
-        var (attnMask, isCausal) = AttentionMask(fullMask, inputs.SequenceIds, b, t, past, ids.device);
+        var spans = past == 0 && inputs.SequenceIds is not null ? DocumentSpans(inputs.DocumentOffsets, b, t) : null;
+        var (attnMask, isCausal) = spans is not null
+            ? (null, false)
+            : AttentionMask(fullMask, inputs.SequenceIds, b, t, past, ids.device);
         var linearMask = fullMask is not null && t > 1 ? fullMask.narrow(1, past, t).to(dtype) : null;
-        return (new LayerContext(cos, sin, attnMask, isCausal, linearMask, docStarts, cache), fullMask);
+        return (new LayerContext(cos, sin, attnMask, isCausal, linearMask, docStarts, cache, spans), fullMask);
+    }
+
+    /// <summary>
+    /// The per-row document spans from the host-side offsets, or null when they are absent or a row has more than
+    /// <see cref="Qwen35Attention.MaxDocumentsPerRowForSplit"/> documents (then the block-diagonal mask is used).
+    /// Offsets that do not describe [0, T) in ascending order are a caller error.
+    /// </summary>
+    static IReadOnlyList<(int Start, int Length)[]>? DocumentSpans(IReadOnlyList<int[]>? offsets, long b, long t)
+    {
+        if (offsets is null) return null;
+        if (offsets.Count != b) throw new ArgumentException($"DocumentOffsets has {offsets.Count} rows, the batch has {b}");
+        var rows = new (int Start, int Length)[b][];
+        for (var r = 0; r < b; r++)
+        {
+            var o = offsets[r];
+            if (o.Length == 0 || o[0] != 0) throw new ArgumentException($"DocumentOffsets row {r}: must start with 0");
+            if (o.Length > Qwen35Attention.MaxDocumentsPerRowForSplit) return null;
+            rows[r] = new (int, int)[o.Length];
+            for (var d = 0; d < o.Length; d++)
+            {
+                var end = d + 1 < o.Length ? o[d + 1] : (int)t;
+                if (end <= o[d] || end > t)
+                    throw new ArgumentException($"DocumentOffsets row {r}: offsets [{string.Join(",", o)}] are not ascending within [0, {t})");
+                rows[r][d] = (o[d], end - o[d]);
+            }
+        }
+        return rows;
     }
 
     /// <summary>The 2-D mask over all keys [B, past+T], or null when every token is real and none was given.</summary>

@@ -77,8 +77,10 @@ public static class Benchmark
             var sw = Stopwatch.StartNew();
             using (var scope = NewDisposeScope())
             {
-                LossComputation.ForwardBackward(model, batch.ToTensors(device), 1.0 / targets, o.Checkpointing, step);
-                nn.utils.clip_grad_norm_(parameters, 1.0);
+                // The same device-side work per step as TrainLoop.Step, including its one host read (loss, norm).
+                var loss = LossComputation.ForwardBackwardOnDevice(model, batch.ToTensors(device), 1.0 / targets, o.Checkpointing, step);
+                var norm = GradientClipping.ClipOnDevice(parameters, 1.0)!;
+                _ = stack([loss, norm.to(ScalarType.Float64)]).cpu();
                 optimizer.step();
                 foreach (var p in parameters) p.grad?.zero_();
             }

@@ -37,14 +37,16 @@ public static class ChunkedCrossEntropy
     /// tokenWeights [B,T] (weight of the token at each position, e.g. from its category) or null; groupIds [B,T] or null.
     /// A target's weight and group are those of the predicted token (position t+1).
     /// </summary>
+    /// <para><paramref name="targetIndex"/> (int64 [M], optional): the flat indices into [B,T-1] of the trained
+    /// positions, when the caller already knows them (<see cref="MicroBatch.Tensors.TargetIndex"/>, computed on the
+    /// host from the label arrays). Without it the selection uses <c>nonzero()</c>, whose data-dependent output size
+    /// makes the host wait for the device (one sync per call on CUDA).</para>
     public static Selection Select(Tensor hidden, Tensor labels, Tensor? sequenceIds = null, Tensor? tokenWeights = null,
-        Tensor? groupIds = null)
+        Tensor? groupIds = null, Tensor? targetIndex = null)
     {
         var h = hidden.size(-1);
         using var targets = labels[.., 1..];                        // [B,T-1]: what position t must predict
-        using var valid0 = targets.ne(IgnoreIndex);
-        using var valid = sequenceIds is null ? valid0.alias() : valid0.logical_and(sequenceIds[.., 1..].eq(sequenceIds[.., ..^1]));
-        using var index = valid.flatten().nonzero().squeeze(1);     // [M] flat indices of trained positions
+        using var index = targetIndex?.alias() ?? TrainedPositions(targets, sequenceIds);   // [M] flat indices
         using var hFlat = hidden[.., ..^1, ..].reshape(-1, h);       // [B*(T-1),h]
         using var tFlat = targets.reshape(-1);
         Tensor? w = null;
@@ -60,6 +62,14 @@ public static class ChunkedCrossEntropy
             g = gFlat.index_select(0, index);
         }
         return new Selection(hFlat.index_select(0, index), tFlat.index_select(0, index), w, g);
+    }
+
+    /// <summary>Flat indices into [B,T-1] of the shifted targets that are trained (label != -100, same document).</summary>
+    static Tensor TrainedPositions(Tensor targets, Tensor? sequenceIds)
+    {
+        using var valid0 = targets.ne(IgnoreIndex);
+        using var valid = sequenceIds is null ? valid0.alias() : valid0.logical_and(sequenceIds[.., 1..].eq(sequenceIds[.., ..^1]));
+        return valid.flatten().nonzero().squeeze(1);
     }
 
     /// <summary>
@@ -89,17 +99,29 @@ public static class ChunkedCrossEntropy
     /// </summary>
     public static double SumLossBackward(Tensor hidden, Selection sel, Tensor lmHeadWeight, double gradScale, int chunkRows = 1024)
     {
-        if (sel.Count == 0) return 0;
+        using var sum = SumLossBackwardOnDevice(hidden, sel, lmHeadWeight, gradScale, chunkRows);
+        return sum.ToDouble();
+    }
+
+    /// <summary>
+    /// <see cref="SumLossBackward"/> without reading the loss back: returns the loss sum as a detached scalar on
+    /// the hidden states' device (fp64, like the host double it replaces; created in the caller's dispose scope), so a training step can add its micro-batch
+    /// losses on the device and read them once, together with the gradient norm (no host sync per chunk or per
+    /// micro-batch).
+    /// </summary>
+    public static Tensor SumLossBackwardOnDevice(Tensor hidden, Selection sel, Tensor lmHeadWeight, double gradScale, int chunkRows = 1024)
+    {
+        var sum = zeros(1, dtype: ScalarType.Float64, device: sel.Hidden.device).squeeze(0);
+        if (sel.Count == 0) return sum;
         // Cut the graph at the selected rows: chunk backwards accumulate into leaf.grad only.
         using var leaf = sel.Hidden.detach().requires_grad_(true);
         var leafSel = sel with { Hidden = leaf };
-        double sum = 0;
         for (long start = 0; start < sel.Count; start += chunkRows)
         {
             using var scope = NewDisposeScope();
             var len = Math.Min(chunkRows, sel.Count - start);
             var chunk = ChunkLoss(leafSel, lmHeadWeight, start, len);
-            sum += chunk.ToDouble();
+            sum.add_(chunk.detach().to(ScalarType.Float64));   // in place: sum belongs to the caller's scope, not this chunk's
             chunk.mul(gradScale).backward();
         }
         // Continue from the selected rows into the model (index_select's backward scatters into hidden).

@@ -18,13 +18,25 @@ public static class LossComputation
     public static double ForwardBackward(Qwen35ForCausalLM model, MicroBatch.Tensors b, double gradScale, bool checkpointing,
         long dropoutSeed, int chunkRows = 1024)
     {
+        using var sum = ForwardBackwardOnDevice(model, b, gradScale, checkpointing, dropoutSeed, chunkRows);
+        return sum.ToDouble();
+    }
+
+    /// <summary>
+    /// <see cref="ForwardBackward"/> without the host read: the loss sum stays a detached fp64 scalar on the device
+    /// (returned into the caller's dispose scope), so the training loop reads it once per optimizer step.
+    /// </summary>
+    public static Tensor ForwardBackwardOnDevice(Qwen35ForCausalLM model, MicroBatch.Tensors b, double gradScale, bool checkpointing,
+        long dropoutSeed, int chunkRows = 1024)
+    {
         using var scope = NewDisposeScope();
         if (!checkpointing)
         {
             Seed(dropoutSeed, b.InputIds.device);
-            var hidden = model.Forward(new ModelInputs(b.InputIds, b.AttentionMask, null, b.SequenceIds));
-            using var sel = ChunkedCrossEntropy.Select(hidden, b.Labels, b.SequenceIds, b.TokenWeights);
-            return ChunkedCrossEntropy.SumLossBackward(hidden, sel, model.LmHeadWeight, gradScale, chunkRows);
+            var hidden = model.Forward(new ModelInputs(b.InputIds, b.AttentionMask, null, b.SequenceIds, null, b.DocumentOffsets));
+            using var sel = ChunkedCrossEntropy.Select(hidden, b.Labels, b.SequenceIds, b.TokenWeights, targetIndex: b.TargetIndex);
+            return ChunkedCrossEntropy.SumLossBackwardOnDevice(hidden, sel, model.LmHeadWeight, gradScale, chunkRows)
+                .MoveToOuterDisposeScope();
         }
 
         var text = model.TextModel;
@@ -36,7 +48,7 @@ public static class LossComputation
         {
             var x = text.embed_tokens.forward(b.InputIds);
             // The same masks, positions and RoPE tables Forward would build, so layer-at-a-time equals Forward.
-            ctx = text.BuildContext(new ModelInputs(b.InputIds, b.AttentionMask, null, b.SequenceIds), x.dtype);
+            ctx = text.BuildContext(new ModelInputs(b.InputIds, b.AttentionMask, null, b.SequenceIds, null, b.DocumentOffsets), x.dtype);
             for (var i = 0; i < layers.Count; i++)
             {
                 layerInputs.Add(x);
@@ -48,13 +60,13 @@ public static class LossComputation
         }
 
         // Top: final norm + loss, back-propagated into the last layer's output.
-        double sum;
+        Tensor sum;
         Tensor grad;
         {
             var leaf = top.detach().requires_grad_(true);
             var hidden = text.norm.forward(leaf);
-            using var sel = ChunkedCrossEntropy.Select(hidden, b.Labels, b.SequenceIds, b.TokenWeights);
-            sum = ChunkedCrossEntropy.SumLossBackward(hidden, sel, model.LmHeadWeight, gradScale, chunkRows);
+            using var sel = ChunkedCrossEntropy.Select(hidden, b.Labels, b.SequenceIds, b.TokenWeights, targetIndex: b.TargetIndex);
+            sum = ChunkedCrossEntropy.SumLossBackwardOnDevice(hidden, sel, model.LmHeadWeight, gradScale, chunkRows);
             grad = leaf.grad!.detach();
         }
         // Layers top-down: recompute with grad, backward with the incoming gradient, pass the input's gradient on.
@@ -68,7 +80,7 @@ public static class LossComputation
             y.backward([grad]);
             if (i > 0) grad = input.grad!.detach().MoveToOuterDisposeScope();
         }
-        return sum;
+        return sum.MoveToOuterDisposeScope();
     }
 
     static long LayerSeed(long seed, int layer) => unchecked(seed * 1_000_003 + layer + 1);

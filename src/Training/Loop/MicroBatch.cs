@@ -43,6 +43,13 @@ public sealed record MicroBatch
             }
     }
 
+    /// <summary>
+    /// The trained positions as flat indices into the shifted [Rows, Length−1] grid (what
+    /// <see cref="ChunkedCrossEntropy.Select"/> would find with <c>nonzero()</c>): computed here from the host arrays so
+    /// the loss never waits for the device to learn how many targets there are.
+    /// </summary>
+    public long[] TargetIndex() => Targets().Select(i => (long)(i - i / Length)).ToArray();
+
     /// <summary>The tensors of this micro-batch on a device (created in the caller's dispose scope).</summary>
     public Tensors ToTensors(Device device)
     {
@@ -51,9 +58,39 @@ public sealed record MicroBatch
             SequenceIds is null ? null : T(SequenceIds),
             AttentionMask is null ? null : T(AttentionMask),
             CategoryIds is null ? null : T(CategoryIds),
-            TokenWeights is null ? null : tensor(TokenWeights, [Rows, Length], device: device));
+            TokenWeights is null ? null : tensor(TokenWeights, [Rows, Length], device: device),
+            tensor(TargetIndex(), device: device),
+            DocumentOffsets());
     }
 
+    /// <summary>
+    /// Packed rows: per row, the index where each document starts (host side, for
+    /// <see cref="Models.ModelInputs.DocumentOffsets"/>), or null when the rows are not packed or some padding is not
+    /// at the end of its row (then only the block-diagonal mask is exact).
+    /// </summary>
+    public IReadOnlyList<int[]>? DocumentOffsets()
+    {
+        if (SequenceIds is null) return null;
+        var rows = new int[Rows][];
+        for (var r = 0; r < Rows; r++)
+        {
+            var o = r * Length;
+            var starts = new List<int> { 0 };
+            var padded = false;
+            for (var t = 0; t < Length; t++)
+            {
+                var real = AttentionMask is null || AttentionMask[o + t] != 0;
+                if (real && padded) return null;   // a real token after padding: not right padding
+                padded |= !real;
+                if (t > 0 && SequenceIds[o + t] != SequenceIds[o + t - 1]) starts.Add(t);
+            }
+            rows[r] = starts.ToArray();
+        }
+        return rows;
+    }
+
+    /// <param name="TargetIndex">int64 [M]: <see cref="MicroBatch.TargetIndex"/> on the device.</param>
+    /// <param name="DocumentOffsets">host-side <see cref="MicroBatch.DocumentOffsets"/>.</param>
     public sealed record Tensors(Tensor InputIds, Tensor Labels, Tensor? SequenceIds, Tensor? AttentionMask,
-        Tensor? CategoryIds, Tensor? TokenWeights);
+        Tensor? CategoryIds, Tensor? TokenWeights, Tensor? TargetIndex = null, IReadOnlyList<int[]>? DocumentOffsets = null);
 }

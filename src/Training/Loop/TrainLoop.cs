@@ -189,19 +189,30 @@ public sealed class TrainLoop(
         // (the late-2024 gradient-accumulation fix; transformers #34191, torchtune #1875).
         var total = group.Sum(b => b.TargetWeight);
         if (total <= 0) return (double.NaN, double.NaN, true, true);
-        double lossSum = 0;
-        for (var i = 0; i < group.Count; i++)
+        double loss, gradNorm;
+        using (var stepScope = NewDisposeScope())
         {
-            using var scope = NewDisposeScope();   // everything a micro-batch allocates dies here
-            var tensors = group[i].ToTensors(device);
-            var dropoutSeed = unchecked(options.Seed * 7_919 + step * 131L + i);
-            lossSum += LossComputation.ForwardBackward(model, tensors, 1.0 / total, options.ActivationCheckpointing,
-                dropoutSeed, options.ChunkRows);
+            // The micro-batch loss sums stay on the device: the host waits for the device once per optimizer step
+            // (below), not once per micro-batch or per loss chunk.
+            var lossSum = zeros(1, dtype: ScalarType.Float64, device: device).squeeze(0);
+            for (var i = 0; i < group.Count; i++)
+            {
+                using var scope = NewDisposeScope();   // everything a micro-batch allocates dies here
+                var tensors = group[i].ToTensors(device);
+                var dropoutSeed = unchecked(options.Seed * 7_919 + step * 131L + i);
+                using var sum = LossComputation.ForwardBackwardOnDevice(model, tensors, 1.0 / total, options.ActivationCheckpointing,
+                    dropoutSeed, options.ChunkRows);
+                lossSum.add_(sum);
+            }
+            // Clip on the device (the norm before clipping is returned); max_norm 0 means "measure only".
+            var maxNorm = options.MaxGradNorm > 0 ? options.MaxGradNorm : double.MaxValue;
+            var norm = GradientClipping.ClipOnDevice(parameters, maxNorm)?.to(ScalarType.Float64)
+                       ?? zeros(1, dtype: ScalarType.Float64, device: device).squeeze(0);
+            // The one host sync of the step: loss and grad norm in a single transfer (the NaN guard and the log need them).
+            var host = stack([lossSum, norm]).cpu();
+            loss = host[0].ToDouble() / total;
+            gradNorm = host[1].ToDouble();
         }
-        var loss = lossSum / total;
-        // clip_grad_norm_ returns the total norm before clipping; max_norm 0 means "measure only".
-        var maxNorm = options.MaxGradNorm > 0 ? options.MaxGradNorm : double.MaxValue;
-        var gradNorm = nn.utils.clip_grad_norm_(parameters, maxNorm);
         var skipped = !double.IsFinite(loss) || !double.IsFinite(gradNorm);
         if (!skipped)
         {
@@ -237,8 +248,8 @@ public sealed class TrainLoop(
             {
                 using var scope = NewDisposeScope();
                 var t = batch.ToTensors(device);
-                var hidden = model.Forward(new ModelInputs(t.InputIds, t.AttentionMask, null, t.SequenceIds));
-                using var sel = ChunkedCrossEntropy.Select(hidden, t.Labels, t.SequenceIds, null, t.CategoryIds);
+                var hidden = model.Forward(new ModelInputs(t.InputIds, t.AttentionMask, null, t.SequenceIds, null, t.DocumentOffsets));
+                using var sel = ChunkedCrossEntropy.Select(hidden, t.Labels, t.SequenceIds, null, t.CategoryIds, t.TargetIndex);
                 if (sel.Count == 0) continue;
                 var losses = ChunkedCrossEntropy.TokenLosses(sel, model.LmHeadWeight, chunkRows).cpu().to(ScalarType.Float64);
                 var groups = sel.Groups?.cpu().data<long>().ToArray();
