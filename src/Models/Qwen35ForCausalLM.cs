@@ -52,6 +52,9 @@ public sealed partial class Qwen35ForCausalLM : nn.Module<ModelInputs, Tensor>
     public Tensor Logits(Tensor hidden) =>
         lm_head is not null ? lm_head.forward(hidden) : nn.functional.linear(hidden, LmHeadWeight);
 
+    /// <summary>Positions whose logits <see cref="SequenceLosses"/> materialises at once.</summary>
+    const long ScoreChunk = 512;
+
     /// <summary>
     /// Mean next-token cross-entropy of each row in fp32 (HF ForCausalLMLoss with labels = input ids): position t
     /// predicts token t+1; with an attention mask only pairs where both tokens are real count (so right and left
@@ -59,13 +62,23 @@ public sealed partial class Qwen35ForCausalLM : nn.Module<ModelInputs, Tensor>
     /// </summary>
     public float[] SequenceLosses(Tensor inputIds, Tensor? attentionMask = null)
     {
+        if (inputIds.shape[1] < 2) throw new ArgumentException("SequenceLosses needs at least two tokens per row");
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         long b = inputIds.shape[0], t = inputIds.shape[1];
         var hidden = Forward(new ModelInputs(inputIds, attentionMask));
-        var logits = Logits(hidden.narrow(1, 0, t - 1)).to(ScalarType.Float32);
-        var targets = inputIds.narrow(1, 1, t - 1);
-        var nll = -logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1);   // [B, T-1]
+        // −log_softmax at the target = logsumexp − target logit, in chunks of positions so that only one chunk of
+        // fp32 logits exists at a time (~1 MB per position at Qwen's 248K vocabulary; a 4K-token score would
+        // otherwise hold 4 GB of logits plus as much again for log_softmax).
+        var parts = new List<Tensor>();
+        for (long start = 0; start < t - 1; start += ScoreChunk)
+        {
+            var len = Math.Min(ScoreChunk, t - 1 - start);
+            var logits = Logits(hidden.narrow(1, start, len)).to(ScalarType.Float32);          // [B, c, V]
+            var target = inputIds.narrow(1, start + 1, len).unsqueeze(-1);
+            parts.Add(logits.logsumexp(-1) - logits.gather(-1, target).squeeze(-1));          // [B, c]
+        }
+        var nll = parts.Count == 1 ? parts[0] : cat(parts, 1);                               // [B, T-1]
         var weight = attentionMask is null
             ? ones_like(nll)
             : (attentionMask.narrow(1, 0, t - 1) * attentionMask.narrow(1, 1, t - 1)).to(ScalarType.Float32);

@@ -14,7 +14,33 @@ public class BatchTests
         return model.Logits(model.Forward(new ModelInputs(GoldenData.Ids(ids)))).squeeze(0);
     }
 
-    static readonly Lazy<Qwen35ForCausalLM> RandomTiny = new(() => Qwen35ForCausalLM.CreateRandom(Qwen35TextConfig.Tiny(), seed: 7));
+    // Shared by several tests and first built inside whichever test's dispose scope runs first: detach the
+    // parameters from that scope, or its end would free them under the later tests.
+    static readonly Lazy<Qwen35ForCausalLM> RandomTiny = new(() =>
+    {
+        var model = Qwen35ForCausalLM.CreateRandom(Qwen35TextConfig.Tiny(), seed: 7);
+        foreach (var p in model.parameters()) p.DetachFromDisposeScope();
+        return model;
+    });
+
+    /// <summary>SequenceLosses builds fp32 logits in chunks of positions; across several chunks (and with padding)
+    /// it equals the mean of −log_softmax at the targets over the whole row computed at once.</summary>
+    [Test]
+    public void ChunkedSequenceLossesEqualTheWholeRowLoss()
+    {
+        using var scope = NewDisposeScope();
+        var model = RandomTiny.Value;
+        var ids = randint(0, 500, [2, 1200], generator: new torch.Generator(3), dtype: ScalarType.Int64);
+        var mask = ones(2, 1200, ScalarType.Int64);
+        mask[1, TensorIndex.Slice(1100, null)] = 0;   // row 1 right-padded: only its first 1100 tokens count
+        var losses = model.SequenceLosses(ids, mask);
+
+        using var noGrad = no_grad();
+        var logits = model.Logits(model.Forward(new ModelInputs(ids, mask))).to(ScalarType.Float32);
+        var nll = -logits.narrow(1, 0, 1199).log_softmax(-1).gather(-1, ids.narrow(1, 1, 1199).unsqueeze(-1)).squeeze(-1);
+        Assert.That(losses[0], Is.EqualTo(nll[0].mean().ToSingle()).Within(1e-5));
+        Assert.That(losses[1], Is.EqualTo(nll[1].narrow(0, 0, 1099).mean().ToSingle()).Within(1e-5));
+    }
 
     /// <summary>
     /// Three documents of different lengths, the middle one longer than a delta-rule chunk (64), so both the conv

@@ -195,10 +195,14 @@ public sealed class TrainLoop(
             // The micro-batch loss sums stay on the device: the host waits for the device once per optimizer step
             // (below), not once per micro-batch or per loss chunk.
             var lossSum = zeros(1, dtype: ScalarType.Float64, device: device).squeeze(0);
+            // Upload every micro-batch of the step first: a copy from pageable host memory waits for the device
+            // (cudaMemcpy semantics), so uploading between micro-batches would stall after each backward. Here the
+            // device is idle anyway (the previous step ended with its read-back). The tensors are a few KB per row.
+            var uploaded = group.Select(b => b.ToTensors(device)).ToList();
             for (var i = 0; i < group.Count; i++)
             {
                 using var scope = NewDisposeScope();   // everything a micro-batch allocates dies here
-                var tensors = group[i].ToTensors(device);
+                var tensors = uploaded[i];
                 var dropoutSeed = unchecked(options.Seed * 7_919 + step * 131L + i);
                 using var sum = LossComputation.ForwardBackwardOnDevice(model, tensors, 1.0 / total, options.ActivationCheckpointing,
                     dropoutSeed, options.ChunkRows);
