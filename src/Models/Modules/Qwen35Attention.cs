@@ -78,13 +78,19 @@ public sealed class Qwen35Attention : nn.Module<Tensor, LayerContext, Tensor>
     /// </summary>
     static Tensor PerDocument(Tensor q, Tensor k, Tensor v, IReadOnlyList<(int Start, int Length)[]> spans)
     {
+        // split (not narrow): its backward is ONE concatenation of the pieces' gradients, whereas every narrow's
+        // backward allocates a zero tensor of the full [B,H,T,D] input and copies its piece in (K documents would
+        // cost K full-size tensors per layer).
+        Tensor[] Rows(Tensor x) => spans.Count == 1 ? [x] : x.split(1, 0);
+        var (qs, ks, vs) = (Rows(q), Rows(k), Rows(v));
         var rows = new List<Tensor>(spans.Count);
         for (var r = 0; r < spans.Count; r++)
         {
-            Tensor Row(Tensor x) => spans.Count == 1 ? x : x.narrow(0, r, 1);
-            Tensor[] parts = spans[r].Select(s => nn.functional.scaled_dot_product_attention(
-                Row(q).narrow(2, s.Start, s.Length), Row(k).narrow(2, s.Start, s.Length), Row(v).narrow(2, s.Start, s.Length),
-                is_casual: true)).ToArray();
+            var lengths = spans[r].Select(s => (long)s.Length).ToArray();
+            Tensor[] qd = qs[r].split(lengths, 2), kd = ks[r].split(lengths, 2), vd = vs[r].split(lengths, 2);
+            var parts = new Tensor[lengths.Length];
+            for (var d = 0; d < parts.Length; d++)
+                parts[d] = nn.functional.scaled_dot_product_attention(qd[d], kd[d], vd[d], is_casual: true);
             rows.Add(parts.Length == 1 ? parts[0] : cat(parts, 2));
         }
         return rows.Count == 1 ? rows[0] : cat(rows, 0);
