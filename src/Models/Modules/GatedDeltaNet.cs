@@ -62,10 +62,13 @@ public sealed class GatedDeltaNet : nn.Module<Tensor, LayerContext, Tensor>
             hasState ? cache!.ConvState(layerIndex) : null);
         var qkv = nn.functional.silu(convOut).transpose(1, 2);                            // [B, T, C]
 
+        // split (as HF's torch.split), not three narrows: split's backward is one concatenation, each narrow's a
+        // zero tensor of the whole [B,T,C] activation with its piece copied in.
         var keyDim = kHeads * dk;
-        var q = qkv.narrow(-1, 0, keyDim).reshape(b, t, kHeads, dk);
-        var k = qkv.narrow(-1, keyDim, keyDim).reshape(b, t, kHeads, dk);
-        var v = qkv.narrow(-1, 2 * keyDim, vHeads * dv).reshape(b, t, vHeads, dv);
+        var pieces = qkv.split([keyDim, keyDim, vHeads * dv], -1);
+        var q = pieces[0].reshape(b, t, kHeads, dk);
+        var k = pieces[1].reshape(b, t, kHeads, dk);
+        var v = pieces[2].reshape(b, t, vHeads, dv);
         // Grouped value heads: v head j reads k/q head j / (Hv/Hk) (HF's repeat_interleave, sharp edge 9). The kernel
         // takes the Hk key heads and broadcasts them, so no repeated copy of q/k is made (or differentiated).
 

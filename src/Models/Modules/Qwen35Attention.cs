@@ -46,9 +46,11 @@ public sealed class Qwen35Attention : nn.Module<Tensor, LayerContext, Tensor>
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
         // View as [B, T, H, 2D] and split each head's row block into query (first D) and gate (last D).
-        var qg = q_proj.forward(x).view(b, t, heads, 2 * headDim);
-        var q = qg.narrow(-1, 0, headDim);
-        var gate = qg.narrow(-1, headDim, headDim).reshape(b, t, heads * headDim);
+        // chunk (HF's torch.chunk) rather than two narrows: one concatenation in backward instead of two zero tensors
+        // of the full projection.
+        var qg = q_proj.forward(x).view(b, t, heads, 2 * headDim).chunk(2, -1);
+        var q = qg[0];
+        var gate = qg[1].reshape(b, t, heads * headDim);
 
         q = q_norm.forward(q).transpose(1, 2);                                            // [B, H, T, D]
         var k = k_norm.forward(k_proj.forward(x).view(b, t, kvHeads, headDim)).transpose(1, 2);

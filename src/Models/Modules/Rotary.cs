@@ -32,11 +32,14 @@ public static class Rotary
         using var scope = NewDisposeScope();
         var r = cos.shape[^1];
         var d = x.shape[^1];
-        var rot = x.narrow(-1, 0, r);
-        var half = r / 2;
-        var rotated = cat([-rot.narrow(-1, half, half), rot.narrow(-1, 0, half)], -1);
+        // split/chunk rather than narrow: their backward is one concatenation, a narrow's a zero tensor of the whole
+        // input with the piece copied in.
+        var parts = r == d ? [x] : x.split([r, d - r], -1);
+        var rot = parts[0];
+        var halves = rot.chunk(2, -1);
+        var rotated = cat([-halves[1], halves[0]], -1);
         var embedded = rot * cos + rotated * sin;
-        var result = r == d ? embedded : cat([embedded, x.narrow(-1, r, d - r)], -1);
+        var result = r == d ? embedded : cat([embedded, parts[1]], -1);
         return result.MoveToOuterDisposeScope();
     }
 }
