@@ -44,14 +44,20 @@ public class BatchTests
 
     /// <summary>
     /// Three documents of different lengths, the middle one longer than a delta-rule chunk (64), so both the conv
-    /// context and the recurrent state must reset inside and across chunks. Tolerances: 1e-5 on a model with Hugging
-    /// Face's init (|logit| up to ~1.5); on the golden model (|logit| up to ~5, strong decays) packing moves the chunk
-    /// boundaries, which reorders fp32 sums of large cumulative log-decays: there we use the README's 1e-4 (it
-    /// measures 1.5e-5..3.8e-5 between equivalent fp32 implementations that only re-chunk).
+    /// context and the recurrent state must reset inside and across chunks. With the host-side DocumentOffsets (what
+    /// the training loop passes) every document runs chunk-aligned, i.e. with exactly the chunk decomposition it has
+    /// alone (and the conv runs as one conv1d over the documents spread apart), and full attention runs per document:
+    /// 1e-5 on both models (measured: HF init ≤ 1.8e-7, golden ≤ 4.5e-6, the rest being shape-dependent CPU rounding
+    /// in attention and the MLP, amplified by the golden model's large activations). Without offsets only the
+    /// device-side SequenceIds exist and the delta rule masks inside chunks: exact in real arithmetic, but a document
+    /// starting mid-chunk is summed in a different order, which on the golden model (|logit| up to ~5, strong decays)
+    /// gives fp32 noise up to ~6e-5, hence 1e-4 there (the README's chunked-vs-recurrent spread is 1.5e-5..3.8e-5).
     /// </summary>
-    [TestCase(false, 1e-5)]
-    [TestCase(true, 1e-4)]
-    public void PackedRowMatchesDocumentsAlone(bool golden, double tolerance)
+    [TestCase(false, true, 1e-5)]
+    [TestCase(true, true, 1e-5)]
+    [TestCase(false, false, 1e-5)]
+    [TestCase(true, false, 1e-4)]
+    public void PackedRowMatchesDocumentsAlone(bool golden, bool withOffsets, double tolerance)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -60,20 +66,20 @@ public class BatchTests
         long[][] docs = [seqs[0][..23], seqs[2][..90], seqs[1][..11]];
         var ids = docs.SelectMany(d => d).ToArray();
         var seqIds = docs.SelectMany((d, i) => Enumerable.Repeat((long)i, d.Length)).ToArray();
+        int[] offsets = [0, docs[0].Length, docs[0].Length + docs[1].Length];
         // PositionIds left null on purpose: they must restart per document from SequenceIds alone.
         var packed = model.Logits(model.Forward(new ModelInputs(GoldenData.Ids(ids),
-            SequenceIds: tensor(seqIds).unsqueeze(0)))).squeeze(0);
+            SequenceIds: tensor(seqIds).unsqueeze(0), DocumentOffsets: withOffsets ? [offsets] : null))).squeeze(0);
 
-        var offset = 0;
+        var diffs = new double[docs.Length];
         for (var i = 0; i < docs.Length; i++)
         {
             var alone = model.Logits(model.Forward(new ModelInputs(GoldenData.Ids(docs[i])))).squeeze(0);
-            var diff = GoldenData.MaxAbsDiff(packed.narrow(0, offset, docs[i].Length), alone);
-            TestContext.Out.WriteLine($"document {i} (length {docs[i].Length}): max |Δlogit| = {diff:E3}, " +
+            diffs[i] = GoldenData.MaxAbsDiff(packed.narrow(0, offsets[i], docs[i].Length), alone);
+            TestContext.Out.WriteLine($"document {i} (length {docs[i].Length}): max |Δlogit| = {diffs[i]:E3}, " +
                                       $"max |logit| {alone.abs().max().ToDouble():F2}");
-            Assert.That(diff, Is.LessThanOrEqualTo(tolerance), $"document {i}");
-            offset += docs[i].Length;
         }
+        for (var i = 0; i < docs.Length; i++) Assert.That(diffs[i], Is.LessThanOrEqualTo(tolerance), $"document {i}");
     }
 
     [Test]

@@ -136,6 +136,99 @@ public class GatedDeltaRuleTests
         }
     }
 
+    /// <summary>
+    /// With a chunk-aligned layout every document of a packed row starts on a chunk boundary, so the packed call must
+    /// compute each document exactly as running it alone: outputs, the final state (the row's last document) and the
+    /// gradients of every input, to one or two fp32 ulps (see AssertWithinUlps). Row splits put starts mid-chunk, on a boundary
+    /// and give rows of different aligned lengths.
+    /// </summary>
+    [TestCase(16, false), TestCase(64, false), TestCase(16, true), TestCase(64, true)]
+    public void ChunkAlignedPackedRowEqualsDocumentsRunAloneWithGradients(int chunk, bool withInitialState)
+    {
+        using var scope = NewDisposeScope();
+        int[][] splits = [[5, 70, 30], [48, 2, 55]];
+        const int length = 105;
+        var x = MakeInputs(seed: 5, batch: 2, length, keyHeads: 1, group: 2);
+        var gen = new Generator(31);
+        var outWeight = randn(2, length, 2, 6, generator: gen);
+        var stateWeight = randn(2, 2, 8, 6, generator: gen);
+        var layout = ChunkAlignedLayout.Create(splits.Select(Offsets).ToArray(), length, chunk, CPU);
+        long Aligned(int[] split) => split.Sum(n => (n + chunk - 1) / chunk * chunk);
+        Assert.That(layout.PaddedLength, Is.EqualTo(splits.Max(Aligned)));
+
+        Tensor[] Leaves(Func<Tensor, Tensor> slice, Tensor? state) =>
+            new[] { x.Q, x.K, x.V, x.G, x.Beta }.Select(slice).Append(state ?? zeros(1))
+                .Select(t => t.detach().clone().requires_grad_(true)).ToArray();
+        var packedLeaves = Leaves(t => t, x.State);
+        var (packed, packedState) = GatedDeltaRule.Chunked(packedLeaves[0], packedLeaves[1], packedLeaves[2], packedLeaves[3],
+            packedLeaves[4], withInitialState ? packedLeaves[5] : null, chunk, alignedLayout: layout);
+        ((packed * outWeight).sum() + (packedState * stateWeight).sum()).backward();
+
+        string[] names = ["q", "k", "v", "g", "beta"];
+        for (int b = 0; b < 2; b++)
+        {
+            int at = 0;
+            for (int d = 0; d < splits[b].Length; d++)
+            {
+                int len = splits[b][d];
+                bool first = d == 0, last = d == splits[b].Length - 1;
+                Tensor Slice(Tensor t) => t.narrow(0, b, 1).narrow(1, at, len);
+                var leaves = Leaves(Slice, x.State.narrow(0, b, 1));
+                var (alone, aloneState) = GatedDeltaRule.Chunked(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4],
+                    first && withInitialState ? leaves[5] : null, chunk);
+                var loss = (alone * Slice(outWeight)).sum();
+                if (last) loss = loss + (aloneState * stateWeight.narrow(0, b, 1)).sum();
+                loss.backward();
+
+                var label = $"row {b} doc {d} (len {len}, at {at})";
+                TestContext.Out.WriteLine($"{label}: max |Δ| output {MaxDiff(Slice(packed), alone):E3}, grads q k v g β " +
+                    string.Join(" ", Enumerable.Range(0, 5).Select(i => MaxDiff(Slice(packedLeaves[i].grad!), leaves[i].grad!).ToString("E3"))));
+                AssertWithinUlps(Slice(packed), alone, "output " + label);
+                if (last) AssertWithinUlps(packedState.narrow(0, b, 1), aloneState, "final state " + label);
+                for (int i = 0; i < names.Length; i++)
+                {
+                    Assert.That(leaves[i].grad!.abs().max().ToDouble(), Is.GreaterThan(1e-4), $"non-trivial grad of {names[i]} {label}");
+                    AssertWithinUlps(Slice(packedLeaves[i].grad!), leaves[i].grad!, $"grad of {names[i]} {label}");
+                }
+                if (first && withInitialState)
+                    AssertWithinUlps(packedLeaves[5].grad!.narrow(0, b, 1), leaves[5].grad!, "grad of initialState " + label);
+                at += len;
+            }
+        }
+    }
+
+    /// <summary>
+    /// 2e-7 relative to the larger of 1 and the reference's magnitude, i.e. one or two fp32 ulps (measured: ≤ 1.2e-7,
+    /// most entries bitwise equal): the packed call batches more chunks and rows per BLAS call than the document
+    /// alone, and batched matmuls may round the last bit differently. Re-chunking errors are ~100× larger.
+    /// </summary>
+    static void AssertWithinUlps(Tensor actual, Tensor expected, string what)
+    {
+        var scale = Math.Max(1.0, expected.abs().max().ToDouble());
+        Assert.That(MaxDiff(actual, expected), Is.LessThanOrEqualTo(2e-7 * scale), what);
+    }
+
+    static int[] Offsets(int[] split)
+    {
+        var offsets = new int[split.Length];
+        for (int d = 1; d < split.Length; d++) offsets[d] = offsets[d - 1] + split[d - 1];
+        return offsets;
+    }
+
+    [Test]
+    public void ChunkAlignedLayoutRejectsMismatchedInputsAndOffsets()
+    {
+        using var scope = NewDisposeScope();
+        var x = MakeInputs(seed: 6, batch: 1, length: 10, keyHeads: 1, group: 1);
+        var layout = ChunkAlignedLayout.Create([[0, 4]], 10, 8, CPU);
+        Assert.Throws<ArgumentException>(() => GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, null, 4, alignedLayout: layout));
+        Assert.Throws<ArgumentException>(() => GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, null, 8,
+            alignedLayout: ChunkAlignedLayout.Create([[0, 4], [0]], 10, 8, CPU)));
+        Assert.Throws<ArgumentException>(() => ChunkAlignedLayout.Create([[1, 4]], 10, 8, CPU));
+        Assert.Throws<ArgumentException>(() => ChunkAlignedLayout.Create([[0, 4, 4]], 10, 8, CPU));
+        Assert.Throws<ArgumentException>(() => ChunkAlignedLayout.Create([[0, 10]], 10, 8, CPU));
+    }
+
     [Test]
     public void ResetsChangeTheResultOnlyAfterTheStart()
     {

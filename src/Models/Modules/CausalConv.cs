@@ -22,8 +22,12 @@ public static class CausalConv
     /// new state: the last K raw columns of [state | x], with columns that precede the row's last document start
     /// zeroed, so a continuation sees only the last document.</para>
     /// </summary>
+    /// <param name="documentLayout">optional, with <paramref name="documentStarts"/> and no conv state: a layout with
+    /// chunk size 1 and gap K−1 (<see cref="ChunkAlignedLayout.Create"/>). The conv then runs as one conv1d over the
+    /// documents spread apart by K−1 zeros, which is exactly the computation (and fp32 rounding) of each document
+    /// run alone, instead of the K masked multiply-adds (equal in real arithmetic, summed in another order).</param>
     public static (Tensor Output, Tensor NewConvState) Forward(Tensor x, Tensor weight, Tensor? documentStarts = null,
-        Tensor? convState = null)
+        Tensor? convState = null, ChunkAlignedLayout? documentLayout = null)
     {
         if (x.dim() != 3) throw new ArgumentException($"x must be [B,C,T], got [{string.Join(",", x.shape)}]", nameof(x));
         long batch = x.shape[0], channels = x.shape[1], length = x.shape[2];
@@ -60,13 +64,28 @@ public static class CausalConv
             var lastStart = where(resets, positions, full_like(positions, -kernel)).cummax(1).values;   // [B,T]
             var distance = positions - lastStart;
 
-            // K shifted, masked multiply-adds (K = 4 in Qwen3.5): vectorised over B, C, T.
-            output = zeros_like(x, dtype: weight.dtype);
-            for (long d = 0; d < kernel; d++)
+            if (documentLayout is not null && convState is null)
             {
-                var tap = weight.narrow(-1, kernel - 1 - d, 1).reshape(1, channels, 1);
-                var live = distance.ge(d).unsqueeze(1).to(weight.dtype);                             // [B,1,T]
-                output = output + input.narrow(-1, kernel - d, length) * tap * live;
+                if (documentLayout.Rows != batch || documentLayout.Length != length || documentLayout.ChunkSize != 1
+                    || documentLayout.Gap != kernel - 1)
+                    throw new ArgumentException($"documentLayout must be built for [{batch},{length}] with chunk size 1 " +
+                        $"and gap {kernel - 1}, got [{documentLayout.Rows},{documentLayout.Length}], chunk size " +
+                        $"{documentLayout.ChunkSize}, gap {documentLayout.Gap}", nameof(documentLayout));
+                // [B,Tpad,C] with K−1 zeros before every later document; K−1 more on the left for the first one.
+                var spread = documentLayout.ToAligned(input.narrow(-1, kernel, length).transpose(1, 2)).transpose(1, 2);
+                var conv = nn.functional.conv1d(nn.functional.pad(spread, [kernel - 1, 0]), weight, groups: channels);
+                output = documentLayout.FromAligned(conv.transpose(1, 2)).transpose(1, 2);
+            }
+            else
+            {
+                // K shifted, masked multiply-adds (K = 4 in Qwen3.5): vectorised over B, C, T.
+                output = zeros_like(x, dtype: weight.dtype);
+                for (long d = 0; d < kernel; d++)
+                {
+                    var tap = weight.narrow(-1, kernel - 1 - d, 1).reshape(1, channels, 1);
+                    var live = distance.ge(d).unsqueeze(1).to(weight.dtype);                             // [B,1,T]
+                    output = output + input.narrow(-1, kernel - d, length) * tap * live;
+                }
             }
 
             // Keep only state columns of the row's last document (index ≥ its start; state columns count as −K..−1).

@@ -59,7 +59,7 @@ public sealed class GatedDeltaNet : nn.Module<Tensor, LayerContext, Tensor>
         var hasState = cache?.HasLinearState(layerIndex) == true;
         var mixed = in_proj_qkv.forward(x).transpose(1, 2);                               // [B, C, T] raw
         var (convOut, newConvState) = CausalConv.Forward(mixed, conv1d.weight, ctx.DocumentStarts,
-            hasState ? cache!.ConvState(layerIndex) : null);
+            hasState ? cache!.ConvState(layerIndex) : null, ctx.ConvLayout);
         var qkv = nn.functional.silu(convOut).transpose(1, 2);                            // [B, T, C]
 
         // split (as HF's torch.split), not three narrows: split's backward is one concatenation, each narrow's a
@@ -79,7 +79,7 @@ public sealed class GatedDeltaNet : nn.Module<Tensor, LayerContext, Tensor>
         var initial = hasState ? cache!.RecurrentState(layerIndex) : null;
         var (core, finalState) = hasState && t == 1
             ? GatedDeltaRule.Recurrent(q, k, v, g, beta, initial)
-            : GatedDeltaRule.Chunked(q, k, v, g, beta, initial, ChunkSize, ctx.DocumentStarts);
+            : GatedDeltaRule.Chunked(q, k, v, g, beta, initial, ChunkSize, ctx.DocumentStarts, ctx.DeltaRuleLayout);
         cache?.SetLinearStates(layerIndex, newConvState, finalState);
 
         var z = in_proj_z.forward(x).reshape(b, t, vHeads, dv);

@@ -31,11 +31,39 @@ public static class GatedDeltaRule
     /// exact. Each chunk's output is a fresh tensor and the chunks are concatenated once, so the backward pass has no
     /// slice-copy nodes.
     /// </summary>
+    /// <param name="alignedLayout">packed rows with host-known document offsets: when given it replaces
+    /// <paramref name="documentStarts"/> (which must describe the same documents). Every document is moved to start
+    /// on a chunk boundary, the scan zeroes the state at those boundaries, and the outputs are gathered back, so each
+    /// document is computed exactly as when run alone. Without it, <paramref name="documentStarts"/> resets the state
+    /// by masking inside chunks, exact in real arithmetic but with a different fp32 rounding than running alone.</param>
     public static (Tensor Output, Tensor FinalState) Chunked(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta,
-        Tensor? initialState, int chunkSize = 64, Tensor? documentStarts = null)
+        Tensor? initialState, int chunkSize = 64, Tensor? documentStarts = null, ChunkAlignedLayout? alignedLayout = null)
     {
         if (chunkSize < 1) throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, "chunk size must be ≥ 1");
-        var (batch, length, heads, dk, dv) = Validate(q, k, v, g, beta, initialState, documentStarts);
+        var (batch, length, _, _, _) = Validate(q, k, v, g, beta, initialState, documentStarts);
+        if (alignedLayout is null) return ChunkedScan(q, k, v, g, beta, initialState, chunkSize, documentStarts, null);
+
+        if (alignedLayout.Rows != batch || alignedLayout.Length != length || alignedLayout.ChunkSize != chunkSize)
+            throw new ArgumentException($"alignedLayout was built for [{alignedLayout.Rows},{alignedLayout.Length}] " +
+                $"with chunk size {alignedLayout.ChunkSize}, the inputs are [{batch},{length}] with chunk size {chunkSize}",
+                nameof(alignedLayout));
+        using var scope = NewDisposeScope();
+        // Padding slots are zeros in the raw inputs; after Prepare they stay exactly 0 (0·rsqrt(0 + eps) = 0), the
+        // same values the scan pads a document with when it runs alone. Tpad is a multiple of C: no further padding.
+        var layout = alignedLayout;
+        var (output, finalState) = ChunkedScan(layout.ToAligned(q), layout.ToAligned(k), layout.ToAligned(v),
+            layout.ToAligned(g), layout.ToAligned(beta), initialState, chunkSize, null, layout.ChunkKeep);
+        return (layout.FromAligned(output).MoveToOuterDisposeScope(), finalState.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// The chunked computation proper. <paramref name="chunkKeep"/> (fp32 [B, N], aligned layouts only) multiplies the
+    /// carried state at the start of each chunk: 0 where a document starts on that chunk boundary.
+    /// </summary>
+    static (Tensor Output, Tensor FinalState) ChunkedScan(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta,
+        Tensor? initialState, int chunkSize, Tensor? documentStarts, Tensor? chunkKeep)
+    {
+        long batch = q.shape[0], length = q.shape[1], heads = v.shape[2], dk = q.shape[3], dv = v.shape[3];
         var outDtype = v.dtype;
 
         using var scope = NewDisposeScope();
@@ -110,6 +138,7 @@ public static class GatedDeltaRule
         var ps = scores.unbind(3);
         var kws = kWriteT.unbind(3);
         var cds = chunkDecay.unbind(3);
+        var keeps = chunkKeep?.reshape(batch, 1, 1, chunks, 1, 1).unbind(3);   // each [B,1,1,1,1]
 
         var state = initialState is null
             ? zeros([batch, kHeads, group, dk, dv], ScalarType.Float32, q.device)
@@ -117,6 +146,8 @@ public static class GatedDeltaRule
         var outputs = new List<Tensor>((int)chunks);
         for (int n = 0; n < chunks; n++)
         {
+            // A document starting at this chunk boundary sees a zero state, exactly as when it runs alone.
+            if (keeps is not null && n > 0) state = state * keeps[n];
             var vNew = us[n] - ws[n].matmul(state);               // u − W S: the part the old state does not predict
             outputs.Add(qs[n].matmul(state) + ps[n].matmul(vNew));
             state = state * cds[n] + kws[n].matmul(vNew);
@@ -179,15 +210,20 @@ public static class GatedDeltaRule
         return (output.MoveToOuterDisposeScope(), state.MoveToOuterDisposeScope());
     }
 
-    /// <summary>fp32, [B,H,T,*] layout, L2-normalised q and k, q scaled by dk^-½.</summary>
+    /// <summary>
+    /// fp32, [B,H,T,*] layout, L2-normalised q and k, q scaled by dk^-½. The inputs are made contiguous first: the
+    /// layer passes strided views (split of the conv output), and CPU reductions and matmuls round differently for
+    /// different memory layouts, so without this a document would not give bitwise the same result packed
+    /// (chunk-aligned copies are contiguous) and alone. For already contiguous inputs it is a no-op.
+    /// </summary>
     static (Tensor Q, Tensor K, Tensor V, Tensor G, Tensor Beta) Prepare(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta)
     {
-        var qf = L2Normalize(q.to(ScalarType.Float32).transpose(1, 2));
-        var kf = L2Normalize(k.to(ScalarType.Float32).transpose(1, 2));
+        var qf = L2Normalize(q.to(ScalarType.Float32).contiguous().transpose(1, 2));
+        var kf = L2Normalize(k.to(ScalarType.Float32).contiguous().transpose(1, 2));
         qf = qf * Math.Pow(q.shape[3], -0.5);
-        var vf = v.to(ScalarType.Float32).transpose(1, 2);
-        var gf = g.to(ScalarType.Float32).transpose(1, 2);
-        var bf = beta.to(ScalarType.Float32).transpose(1, 2);
+        var vf = v.to(ScalarType.Float32).contiguous().transpose(1, 2);
+        var gf = g.to(ScalarType.Float32).contiguous().transpose(1, 2);
+        var bf = beta.to(ScalarType.Float32).contiguous().transpose(1, 2);
         return (qf, kf, vf, gf, bf);
     }
 

@@ -18,6 +18,11 @@ namespace Qwen35.Models.Modules;
 /// <param name="Cache">decoding cache to read and update, or null.</param>
 /// <param name="DocumentSpans">packed rows without a mask: per row, the (start, length) of each document; full
 /// attention then runs per document with the causal flag (AttentionMask is null). Null otherwise.</param>
+/// <param name="DeltaRuleLayout">packed rows with host-known document offsets: the chunk-aligned layout the DeltaNet
+/// layers run the chunked delta rule in (every document starts on a chunk boundary, so each is computed exactly as
+/// when run alone). Null otherwise (then DocumentStarts masks inside chunks).</param>
+/// <param name="ConvLayout">with DeltaRuleLayout: the documents spread apart by K−1 zeros, for the causal conv (one
+/// conv1d computing each document exactly as alone). Null otherwise.</param>
 public sealed record LayerContext(
     Tensor Cos,
     Tensor Sin,
@@ -26,4 +31,6 @@ public sealed record LayerContext(
     Tensor? LinearInputMask,
     Tensor? DocumentStarts,
     ModelCache? Cache,
-    IReadOnlyList<(int Start, int Length)[]>? DocumentSpans = null);
+    IReadOnlyList<(int Start, int Length)[]>? DocumentSpans = null,
+    ChunkAlignedLayout? DeltaRuleLayout = null,
+    ChunkAlignedLayout? ConvLayout = null);

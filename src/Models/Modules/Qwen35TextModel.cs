@@ -99,7 +99,20 @@ public sealed class Qwen35TextModel : nn.Module<ModelInputs, Tensor>
             ? (null, false)
             : AttentionMask(fullMask, inputs.SequenceIds, b, t, past, ids.device);
         var linearMask = fullMask is not null && t > 1 ? fullMask.narrow(1, past, t).to(dtype) : null;
-        return (new LayerContext(cos, sin, attnMask, isCausal, linearMask, docStarts, cache, spans), fullMask);
+        // Built on the host once per forward (no sync) and shared by every DeltaNet layer.
+        ChunkAlignedLayout? layout = null, convLayout = null;
+        if (past == 0 && inputs.SequenceIds is not null && inputs.DocumentOffsets is { } offsets)
+        {
+            CheckRowCount(offsets, b);
+            layout = ChunkAlignedLayout.Create(offsets, t, GatedDeltaNet.ChunkSize, ids.device);
+            convLayout = ChunkAlignedLayout.Create(offsets, t, 1, ids.device, gap: config.LinearConvKernelDim - 1);
+        }
+        return (new LayerContext(cos, sin, attnMask, isCausal, linearMask, docStarts, cache, spans, layout, convLayout), fullMask);
+    }
+
+    static void CheckRowCount(IReadOnlyList<int[]> offsets, long b)
+    {
+        if (offsets.Count != b) throw new ArgumentException($"DocumentOffsets has {offsets.Count} rows, the batch has {b}");
     }
 
     /// <summary>
