@@ -17,6 +17,7 @@ public static class ProcessMemory
                 if (line.StartsWith(key, StringComparison.Ordinal))
                     return long.Parse(line[key.Length..].Trim().Split(' ')[0]);
         }
+        // No /proc (not Linux, or a sandbox hides it): the callers fall back to the runtime's numbers or report none.
         catch (IOException) { }
         catch (UnauthorizedAccessException) { }
         return null;
