@@ -1,5 +1,3 @@
-using Qwen35.Data;
-
 namespace Qwen35.Cli.Commands;
 
 /// <summary>Exit codes of the data verbs and the mapping of exceptions to them (message on stderr).</summary>
@@ -16,8 +14,8 @@ static class CliErrors
         {
             return body();
         }
-        catch (Exception e) when (e is DatasetRowException or RowFieldException or ChatTemplateException or FormatException
-                                      or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or NotSupportedException)
+        // NotSupportedException: a dataset feature the readers refuse (e.g. tool calls in the Parquet writer).
+        catch (Exception e) when (CliParsing.IsBadInput(e) || e is NotSupportedException)
         {
             Console.Error.WriteLine("error: " + e.Message);
             return BadInput;

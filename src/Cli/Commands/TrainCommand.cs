@@ -124,18 +124,13 @@ static class TrainErrors
 {
     public static int Report(Exception e)
     {
-        switch (e)
+        if (CliParsing.IsBadInput(e))
         {
-            case RecipeException or DatasetRowException or RowFieldException or ChatTemplateException or AdapterFormatException
-                or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or FormatException or ArgumentException:
-                Console.Error.WriteLine("error: " + e.Message);
-                return 2;
-            case TrainingDivergedException:
-                Console.Error.WriteLine("training failed: " + e.Message);
-                return 3;
-            default:
-                Console.Error.WriteLine("failed: " + e);
-                return 3;
+            Console.Error.WriteLine("error: " + e.Message);
+            return 2;
         }
+        // A diverged run is explained by its message; anything else is a bug worth its stack trace.
+        Console.Error.WriteLine(e is TrainingDivergedException ? "training failed: " + e.Message : "failed: " + e);
+        return 3;
     }
 }
