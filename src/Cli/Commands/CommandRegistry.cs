@@ -17,5 +17,7 @@ static class CommandRegistry
         yield return DataCommands.Build();
         yield return TokenizeCommand.Build();
         yield return BenchCommand.Build();
+        yield return VerifyCommand.Build();
+        yield return DoctorCommand.Build();
     }
 }
