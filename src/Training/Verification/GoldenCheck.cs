@@ -31,8 +31,8 @@ public sealed record GoldenCheckOptions(string GoldenDir, Device Device, ScalarT
 /// logits by several percent and single gradient tensors by 10-40%. There the logits are compared with the same
 /// weights rounded to the run's dtype and executed in fp32 on the CPU (which separates execution error, what this
 /// code controls, from the weight rounding any bf16 model has), and losses, the adapter's effect and the whole
-/// adapter gradient with the reference, with the bounds of Bf16Tests and GoldenLoraTests. TF32 keeps 10 mantissa
-/// bits against bf16's 8, so it must stay well inside the same bounds.
+/// adapter gradient with the reference, with the bounds of Bf16Tests and GoldenLoraTests. TF32 keeps 10 explicit
+/// mantissa bits against bf16's 7, so it must stay well inside the same bounds.
 /// </para>
 /// </summary>
 public static class GoldenCheck
