@@ -13,7 +13,7 @@ common=(--shape 9b --layers "$layers" --seq "$seq" --steps "$steps")
 
 echo "== trainer bench (TorchSharp)"
 scripts/gpu/run.sh bench "${common[@]}" --device cuda --dtype bf16 --checkpointing --rank 16 --targets all-linear \
-  --json > "$out/dotnet.json" 2> "$out/dotnet.log"
+  --profile 2 --json > "$out/dotnet.json" 2> "$out/dotnet.log"
 echo "rc=$?"; cat "$out/dotnet.json"
 
 echo "== transformers + PEFT"

@@ -32,6 +32,15 @@ public sealed class LoraAdapter : IProjectionAdapter
     /// <summary>True while s·B·A is folded into the base weight; the branch then adds nothing.</summary>
     public bool Merged { get; internal set; }
 
+    /// <summary>
+    /// When the input is bf16 (a bf16 base), compute the branch in bf16: A and B (fp32 parameters, r·(in+out) values)
+    /// are cast per call and their gradients come back to fp32 through the cast. This skips the fp32 copy of the
+    /// input [.., in] and the fp32 delta [.., out] plus its cast, i.e. the memory traffic of the fp32 branch, at the
+    /// price of bf16 rounding inside the branch (its result is rounded to bf16 anyway when added to the base output).
+    /// With an fp32 input it changes nothing.
+    /// </summary>
+    public bool ComputeInInputDtype { get; set; }
+
     public IReadOnlyList<(string Name, nn.Module Module)> Children => [("lora_A", LoraA), ("lora_B", LoraB)];
 
     /// <summary>Creates an adapter with the given (already initialised) A [r, in] and B [out, r]; takes ownership.</summary>
@@ -56,6 +65,13 @@ public sealed class LoraAdapter : IProjectionAdapter
     {
         if (Merged) return baseOutput;
         var dtype = LoraA.weight.dtype;
+        if (ComputeInInputDtype && input.dtype != dtype)
+        {
+            var xIn = Dropout > 0 && LoraA.training ? nn.functional.dropout(input, Dropout, training: true) : input;
+            var h = nn.functional.linear(xIn, LoraA.weight.to(input.dtype)).mul(_scale);
+            var d = nn.functional.linear(h, LoraB.weight.to(input.dtype));
+            return baseOutput.add(d.dtype == baseOutput.dtype ? d : d.to(baseOutput.dtype));
+        }
         var x = input.dtype == dtype ? input : input.to(dtype);
         // Dropout follows the module's training flag, which model.train()/eval() propagates to the children.
         if (Dropout > 0 && LoraA.training) x = nn.functional.dropout(x, Dropout, training: true);

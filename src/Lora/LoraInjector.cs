@@ -26,7 +26,8 @@ public static class LoraInjector
             var r = options.RankFor(p.Name);
             var a = InitA(r, p.Module.InFeatures, options.InitLoraWeights, generator);
             using var b = zeros(p.Module.OutFeatures, r, dtype: ScalarType.Float32);
-            Attach(p, a, b, options.AlphaFor(p.Name), options.ScalingFor(p.Name), options.Dropout);
+            var adapter = Attach(p, a, b, options.AlphaFor(p.Name), options.ScalingFor(p.Name), options.Dropout);
+            adapter.ComputeInInputDtype = options.ComputeInModelDtype;
             a.Dispose(); // Attach copied it onto the weight's device
         }
         FreezeAllButAdapters(model);

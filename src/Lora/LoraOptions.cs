@@ -45,6 +45,11 @@ public sealed record LoraOptions
     /// <summary>Initialisation of A (PEFT <c>init_lora_weights</c>: <c>true</c> or <c>"gaussian"</c>).</summary>
     public LoraInit InitLoraWeights { get; init; } = LoraInit.Default;
 
+    /// <summary>Run the LoRA matmuls in the base model's dtype (bf16) with the fp32 adapter weights cast per call,
+    /// instead of in fp32 (PEFT's default for a bf16 base with fp32 adapters). Training state and the exported
+    /// adapter stay fp32 either way; see <see cref="LoraAdapter.ComputeInInputDtype"/>. Not a PEFT field.</summary>
+    public bool ComputeInModelDtype { get; init; }
+
     /// <summary>Throws <see cref="ArgumentException"/> naming the field when a value is out of range.</summary>
     public void Validate()
     {

@@ -76,6 +76,7 @@ public static class ModelSetup
             RankPattern = l.RankPattern ?? new Dictionary<string, int>(),
             AlphaPattern = l.AlphaPattern ?? new Dictionary<string, double>(),
             UseRsLora = l.UseRsLora,
+            ComputeInModelDtype = l.ComputeDtype == "model",
         };
     }
 

@@ -33,6 +33,25 @@ public class RecipeTests
         Assert.That(r.OutputDir, Is.EqualTo("out"));
     }
 
+    [TestCase(null, false)]
+    [TestCase("fp32", false)]
+    [TestCase("model", true)]
+    public void LoraComputeDtypeReachesTheLoraOptions(string? value, bool inModelDtype)
+    {
+        var yaml = value is null ? Valid : Valid.Replace("  alpha: 16", $"  alpha: 16\n  compute_dtype: {value}");
+        var options = ModelSetup.ToLoraOptions(RecipeLoader.Parse(yaml, "t.yaml").Lora);
+        Assert.That(options.ComputeInModelDtype, Is.EqualTo(inModelDtype));
+    }
+
+    [Test]
+    public void LoraComputeDtypeRejectsOtherValues()
+    {
+        var e = Assert.Throws<RecipeException>(() => RecipeLoader.Parse(Valid.Replace("  alpha: 16", "  alpha: 16\n  compute_dtype: bf16"), "t.yaml"))!;
+        var problem = e.Problems.Single();
+        Assert.That((problem.Key, problem.Location), Is.EqualTo(("lora.compute_dtype", "t.yaml line 6")));
+        Assert.That(problem.Message, Does.Contain("fp32, model"));
+    }
+
     [Test]
     public void UnknownKeysAreAllReportedWithTheirLines()
     {

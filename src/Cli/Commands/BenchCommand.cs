@@ -35,9 +35,18 @@ public static class BenchCommand
             DefaultValueFactory = _ => "all-linear",
         };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (the fields bench/hf_peft_bench.py prints) instead of text" };
+        var loraCompute = new Option<string?>("--lora-compute")
+        {
+            Description = "Dtype of the LoRA matmuls: fp32 (default for --shape) or model (bf16 with a bf16 base); with --recipe, overrides lora.compute_dtype",
+        };
+        var profile = new Option<int>("--profile")
+        {
+            Description = "After the timed steps, profile N more with a device sync around each phase (embed, each layer type's forward, recompute and backward, loss, clip, read-back, AdamW) and print where the step goes",
+            DefaultValueFactory = _ => 0,
+        };
         var cmd = new Command("bench", "Time LoRA training steps on random weights: step time, tokens/s, peak memory, MFU")
         {
-            recipe, set, shape, layers, seq, batch, steps, device, dtype, ckpt, rank, peak, targets, json,
+            recipe, set, shape, layers, seq, batch, steps, device, dtype, ckpt, rank, peak, targets, json, profile, loraCompute,
         };
         cmd.SetAction(pr =>
         {
@@ -78,9 +87,19 @@ public static class BenchCommand
                     Console.Error.WriteLine("bench: give --shape tiny|9b|27b or --recipe NAME");
                     return 1;
                 }
-                if (options.Steps < 1 || options.Sequence < 2 || options.Batch < 1)
+                options = options with { ProfileSteps = pr.GetValue(profile) };
+                if (pr.GetValue(loraCompute) is { } compute)
                 {
-                    Console.Error.WriteLine("bench: --steps >= 1, --seq >= 2 and --batch >= 1 are required");
+                    if (compute is not ("fp32" or "model"))
+                    {
+                        Console.Error.WriteLine($"bench: --lora-compute '{compute}' is not one of fp32, model");
+                        return 1;
+                    }
+                    options = options with { Lora = options.Lora with { ComputeInModelDtype = compute == "model" } };
+                }
+                if (options.Steps < 1 || options.Sequence < 2 || options.Batch < 1 || options.ProfileSteps < 0)
+                {
+                    Console.Error.WriteLine("bench: --steps >= 1, --seq >= 2, --batch >= 1 and --profile >= 0 are required");
                     return 1;
                 }
                 var report = Benchmark.Run(options, log);
@@ -114,11 +133,16 @@ public static class BenchCommand
             ["side"] = "qwen35-trainer (TorchSharp)",
             ["shape"] = o.ShapeName, ["layers"] = o.Config.NumHiddenLayers, ["seq"] = o.Sequence, ["batch"] = o.Batch,
             ["steps"] = o.Steps, ["device"] = o.Device, ["dtype"] = o.Precision, ["checkpointing"] = o.Checkpointing,
-            ["lora_r"] = o.Lora.Rank, ["lora_alpha"] = o.Lora.Alpha, ["trainable_params"] = b.LoraParameters,
+            ["lora_r"] = o.Lora.Rank, ["lora_alpha"] = o.Lora.Alpha, ["lora_compute"] = o.Lora.ComputeInModelDtype ? "model" : "fp32", ["trainable_params"] = b.LoraParameters,
             ["matmul_params_N"] = b.Flops.MatmulParams, ["flops_per_token"] = b.Flops.PerToken,
             ["step_times_s"] = b.StepSeconds, ["step_time_s"] = b.MeanStepSeconds, ["tokens_per_s"] = b.TokensPerSecond,
             ["peak_memory"] = b.PeakMemory, ["mfu"] = b.Mfu, ["peak_tflops"] = b.PeakTflops,
         };
+        if (b.Profile is { } profile)
+            result["profile"] = profile.Select(p => new Dictionary<string, object>
+            {
+                ["phase"] = p.Phase, ["seconds_per_step"] = p.SecondsPerStep, ["calls_per_step"] = p.CallsPerStep, ["share"] = p.Share,
+            }).ToList();
         Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(result, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
     }
 
@@ -127,7 +151,7 @@ public static class BenchCommand
         var ci = CultureInfo.InvariantCulture;
         var o = b.Options;
         Console.WriteLine(string.Create(ci, $"shape: {o.ShapeName}, {o.Config.NumHiddenLayers} layers, hidden {o.Config.HiddenSize}, vocab {o.Config.VocabSize}"));
-        Console.WriteLine(string.Create(ci, $"setup: {o.Device} {o.Precision}, batch {o.Batch} x seq {o.Sequence}, checkpointing {o.Checkpointing.ToString().ToLowerInvariant()}, LoRA r{o.Lora.Rank} ({b.LoraParameters:N0} params)"));
+        Console.WriteLine(string.Create(ci, $"setup: {o.Device} {o.Precision}, batch {o.Batch} x seq {o.Sequence}, checkpointing {o.Checkpointing.ToString().ToLowerInvariant()}, LoRA r{o.Lora.Rank} ({b.LoraParameters:N0} params, {(o.Lora.ComputeInModelDtype ? "model-dtype" : "fp32")} matmuls)"));
         Console.WriteLine(string.Create(ci, $"step_s: {string.Join(" ", b.StepSeconds.Select(s => s.ToString("F3", ci)))} (mean {b.MeanStepSeconds:F3}{(b.StepSeconds.Count >= 2 ? ", first excluded" : "")})"));
         Console.WriteLine(string.Create(ci, $"tokens_per_s: {b.TokensPerSecond:F1}"));
         Console.WriteLine($"peak_memory: {b.PeakMemory}");
@@ -135,5 +159,9 @@ public static class BenchCommand
         Console.WriteLine(b.Mfu is { } mfu
             ? string.Create(ci, $"mfu: {mfu * 100:F1}% of {b.PeakTflops} TFLOP/s")
             : "mfu: n/a (give --peak-tflops for this device)");
+        if (b.Profile is not { } profile) return;
+        Console.WriteLine(string.Create(ci, $"profile ({o.ProfileSteps} extra steps, device synced around every phase: {profile.Sum(p => p.SecondsPerStep):F3} s per step):"));
+        foreach (var p in profile)
+            Console.WriteLine(string.Create(ci, $"  {p.Phase,-48} {p.SecondsPerStep,9:F4} s  {p.Share * 100,5:F1}%  ({p.CallsPerStep:G4} calls)"));
     }
 }

@@ -31,7 +31,12 @@ public sealed record BenchOptions
     /// <summary>Peak dense TFLOP/s for MFU; null = 989 for CUDA bf16 (H100 SXM), else no MFU.</summary>
     public double? PeakTflops { get; init; }
     public long Seed { get; init; } = 0;
+    /// <summary>After the timed steps, run this many more with a <see cref="PhaseTimer"/> (0 = no profile).</summary>
+    public int ProfileSteps { get; init; }
 }
+
+/// <summary>One phase of the profiled steps: mean seconds and calls per step, and its share of the profiled step.</summary>
+public sealed record PhaseTime(string Phase, double SecondsPerStep, double CallsPerStep, double Share);
 
 public sealed record BenchReport(
     BenchOptions Options,
@@ -42,7 +47,8 @@ public sealed record BenchReport(
     FlopCount Flops,
     double? PeakTflops,
     double? Mfu,
-    long LoraParameters);
+    long LoraParameters,
+    IReadOnlyList<PhaseTime>? Profile = null);
 
 /// <summary>
 /// Times full LoRA training steps (forward, chunked loss, backward, clip, AdamW) on random tokens with every position
@@ -70,23 +76,44 @@ public static class Benchmark
         var batch = new MicroBatch { Rows = o.Batch, Length = o.Sequence, InputIds = ids, Labels = ids };
         var targets = batch.TargetCount;
 
+        // The same device-side work per step as TrainLoop.Step, including its one host read (loss, norm).
+        void Step(int step, PhaseTimer? timer)
+        {
+            using var scope = NewDisposeScope();
+            var tensors = batch.ToTensors(device);
+            var loss = LossComputation.ForwardBackwardOnDevice(model, tensors, 1.0 / targets, o.Checkpointing, step, timer: timer);
+            void Phase(string name, Action body) { if (timer is null) body(); else timer.Time(name, body); }
+            Tensor norm = null!;
+            Phase("clip (global norm)", () => norm = GradientClipping.ClipOnDevice(parameters, 1.0)!);
+            Phase("read loss + norm", () => _ = stack([loss, norm.to(ScalarType.Float64)]).cpu());
+            Phase("AdamW step + zero grads", () =>
+            {
+                optimizer.step();
+                foreach (var p in parameters) p.grad?.zero_();
+            });
+        }
+
         var times = new List<double>();
         using var sampler = device.type == DeviceType.CUDA ? new Nvml.PeakSampler() : null;
         for (var step = 0; step < o.Steps; step++)
         {
             var sw = Stopwatch.StartNew();
-            using (var scope = NewDisposeScope())
-            {
-                // The same device-side work per step as TrainLoop.Step, including its one host read (loss, norm).
-                var loss = LossComputation.ForwardBackwardOnDevice(model, batch.ToTensors(device), 1.0 / targets, o.Checkpointing, step);
-                var norm = GradientClipping.ClipOnDevice(parameters, 1.0)!;
-                _ = stack([loss, norm.to(ScalarType.Float64)]).cpu();
-                optimizer.step();
-                foreach (var p in parameters) p.grad?.zero_();
-            }
+            Step(step, null);
             if (device.type == DeviceType.CUDA) torch.cuda.synchronize();
             times.Add(sw.Elapsed.TotalSeconds);
             log.Information("bench step {Step}: {Seconds:F3} s", step + 1, sw.Elapsed.TotalSeconds);
+        }
+
+        List<PhaseTime>? profile = null;
+        if (o.ProfileSteps > 0)
+        {
+            var timer = new PhaseTimer(device);
+            for (var step = 0; step < o.ProfileSteps; step++) Step(o.Steps + step, timer);
+            var total = timer.Totals.Sum(t => t.Seconds);
+            profile = timer.Totals.Select(t => new PhaseTime(t.Phase, t.Seconds / o.ProfileSteps, (double)t.Calls / o.ProfileSteps,
+                t.Seconds / total)).ToList();
+            log.Information("bench: profiled {Steps} more steps, {Seconds:F3} s per step with a device sync around every phase",
+                o.ProfileSteps, total / o.ProfileSteps);
         }
         var measured = times.Count >= 2 ? times.Skip(1).ToList() : times;
         var mean = measured.Average();
@@ -96,6 +123,6 @@ public static class Benchmark
             : ProcessMemory.PeakRssMb() is { } rss ? $"{rss:F0} MB (peak RSS)" : "n/a";
         var peak = o.PeakTflops ?? (device.type == DeviceType.CUDA && dtype == ScalarType.BFloat16 ? 989.0 : null);
         double? mfu = peak is { } tf ? tokensPerSecond * flops.PerToken / (tf * 1e12) : null;
-        return new BenchReport(o, times, mean, tokensPerSecond, memory, flops, peak, mfu, lora.TrainableParameters);
+        return new BenchReport(o, times, mean, tokensPerSecond, memory, flops, peak, mfu, lora.TrainableParameters, profile);
     }
 }

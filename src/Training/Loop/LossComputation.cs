@@ -26,17 +26,23 @@ public static class LossComputation
     /// <see cref="ForwardBackward"/> without the host read: the loss sum stays a detached fp64 scalar on the device
     /// (returned into the caller's dispose scope), so the training loop reads it once per optimizer step.
     /// </summary>
+    /// <param name="timer">profiling only (<c>trainer bench --profile</c>): charges the work to phases, per layer type
+    /// with checkpointing; null in training.</param>
     public static Tensor ForwardBackwardOnDevice(Qwen35ForCausalLM model, MicroBatch.Tensors b, double gradScale, bool checkpointing,
-        long dropoutSeed, int chunkRows = 1024)
+        long dropoutSeed, int chunkRows = 1024, PhaseTimer? timer = null)
     {
         using var scope = NewDisposeScope();
+        T Phase<T>(string name, Func<T> body) => timer is null ? body() : timer.Time(name, body);
         if (!checkpointing)
         {
             Seed(dropoutSeed, b.InputIds.device);
-            var hidden = model.Forward(new ModelInputs(b.InputIds, b.AttentionMask, null, b.SequenceIds, null, b.DocumentOffsets));
-            using var sel = ChunkedCrossEntropy.Select(hidden, b.Labels, b.SequenceIds, b.TokenWeights, targetIndex: b.TargetIndex);
-            return ChunkedCrossEntropy.SumLossBackwardOnDevice(hidden, sel, model.LmHeadWeight, gradScale, chunkRows)
-                .MoveToOuterDisposeScope();
+            var hidden = Phase("forward, all layers", () =>
+                model.Forward(new ModelInputs(b.InputIds, b.AttentionMask, null, b.SequenceIds, null, b.DocumentOffsets)));
+            return Phase("loss (norm, lm_head, CE) + backward, all layers", () =>
+            {
+                using var sel = ChunkedCrossEntropy.Select(hidden, b.Labels, b.SequenceIds, b.TokenWeights, targetIndex: b.TargetIndex);
+                return ChunkedCrossEntropy.SumLossBackwardOnDevice(hidden, sel, model.LmHeadWeight, gradScale, chunkRows);
+            }).MoveToOuterDisposeScope();
         }
 
         var text = model.TextModel;
@@ -46,15 +52,17 @@ public static class LossComputation
         Tensor top;
         using (no_grad())
         {
-            var x = text.embed_tokens.forward(b.InputIds);
+            var x = Phase("embed + masks/positions", () => text.embed_tokens.forward(b.InputIds));
             // The same masks, positions and RoPE tables Forward would build, so layer-at-a-time equals Forward.
-            ctx = text.BuildContext(new ModelInputs(b.InputIds, b.AttentionMask, null, b.SequenceIds, null, b.DocumentOffsets), x.dtype);
+            ctx = Phase("embed + masks/positions", () =>
+                text.BuildContext(new ModelInputs(b.InputIds, b.AttentionMask, null, b.SequenceIds, null, b.DocumentOffsets), x.dtype));
             for (var i = 0; i < layers.Count; i++)
             {
                 layerInputs.Add(x);
                 // The same seed in the recompute below gives the same dropout masks in both passes.
                 Seed(LayerSeed(dropoutSeed, i), x.device);
-                x = layers[i].forward(x, ctx);
+                var input = x;
+                x = Phase($"forward, {layers[i].LayerType}", () => layers[i].forward(input, ctx));
             }
             top = x;
         }
@@ -64,9 +72,12 @@ public static class LossComputation
         Tensor grad;
         {
             var leaf = top.detach().requires_grad_(true);
-            var hidden = text.norm.forward(leaf);
-            using var sel = ChunkedCrossEntropy.Select(hidden, b.Labels, b.SequenceIds, b.TokenWeights, targetIndex: b.TargetIndex);
-            sum = ChunkedCrossEntropy.SumLossBackwardOnDevice(hidden, sel, model.LmHeadWeight, gradScale, chunkRows);
+            sum = Phase("loss (norm, lm_head, CE) forward + backward", () =>
+            {
+                var hidden = text.norm.forward(leaf);
+                using var sel = ChunkedCrossEntropy.Select(hidden, b.Labels, b.SequenceIds, b.TokenWeights, targetIndex: b.TargetIndex);
+                return ChunkedCrossEntropy.SumLossBackwardOnDevice(hidden, sel, model.LmHeadWeight, gradScale, chunkRows);
+            });
             grad = leaf.grad!.detach();
         }
         // Layers top-down: recompute with grad, backward with the incoming gradient, pass the input's gradient on.
@@ -75,9 +86,11 @@ public static class LossComputation
             using var layerScope = NewDisposeScope();
             var input = layerInputs[i].detach().requires_grad_(i > 0);
             Seed(LayerSeed(dropoutSeed, i), input.device);
-            var y = layers[i].forward(input, ctx);
+            var layer = layers[i];
+            var y = Phase($"recompute, {layer.LayerType}", () => layer.forward(input, ctx));
             if (!y.requires_grad) continue;   // nothing trainable below this point and no input gradient needed
-            y.backward([grad]);
+            var incoming = grad;
+            Phase($"backward, {layer.LayerType}", () => { y.backward([incoming]); return 0; });
             if (i > 0) grad = input.grad!.detach().MoveToOuterDisposeScope();
         }
         return sum.MoveToOuterDisposeScope();

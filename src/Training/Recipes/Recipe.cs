@@ -69,6 +69,10 @@ public sealed record LoraSection
     /// <summary>Scale by alpha/sqrt(r) instead of alpha/r (rsLoRA).</summary>
     [YamlMember(Alias = "use_rslora")]
     public bool UseRsLora { get; init; }
+
+    /// <summary>Dtype of the LoRA matmuls: <c>fp32</c> (PEFT's numerics for fp32 adapters on a bf16 base) or
+    /// <c>model</c> (the base's dtype, fp32 adapter weights cast per call). Same thing with an fp32 base.</summary>
+    public string ComputeDtype { get; init; } = "fp32";
 }
 
 /// <summary>What to train on and how examples become batches.</summary>

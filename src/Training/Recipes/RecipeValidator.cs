@@ -37,6 +37,7 @@ public static class RecipeValidator
         Check(l.Rank >= 1, "lora.rank", "must be >= 1");
         Check(l.Alpha > 0, "lora.alpha", "must be > 0");
         Check(l.Dropout is >= 0 and < 1, "lora.dropout", "must be in [0, 1)");
+        problems.AddRange(OneOf("lora.compute_dtype", l.ComputeDtype, "fp32", "model"));
         Check(l.TargetModules.Count > 0, "lora.target_modules", "must name at least one module");
         Check(l.LayersToTransform?.All(i => i >= 0) ?? true, "lora.layers_to_transform", "layer indices must be >= 0");
         Check(l.RankPattern?.Values.All(v => v >= 1) ?? true, "lora.rank_pattern", "ranks must be >= 1");
