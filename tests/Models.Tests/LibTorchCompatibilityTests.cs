@@ -44,10 +44,7 @@ public class LibTorchCompatibilityTests
     public void PartOfLibtorchReportsExactlyWhatTheOtherPartsProvide()
     {
         // The layout of the libtorch zip: libtorch/build-version beside libtorch/lib.
-        var root = TestPaths.TempDir("qwen35-libtorch-part");
-        var dir = Directory.CreateDirectory(Path.Combine(root, "lib")).FullName;
-        File.Copy(Path.Combine(NativeDir, "libc10.so"), Path.Combine(dir, "libc10.so"));
-        File.WriteAllText(Path.Combine(root, "build-version"), "2.10.0+test\n");
+        var dir = LibFolderWithOnlyC10("build-version", "2.10.0+test\n");
         var c = LibTorchCompatibility.Check(ShimPath, dir);
         var c10 = ElfSymbols.Exports(Path.Combine(dir, "libc10.so")).ToHashSet();
         Assert.That(c.Missing, Does.Contain(IndexSelectCall));
@@ -62,12 +59,19 @@ public class LibTorchCompatibilityTests
     public void ReadsPyTorchsVersionBesideTorchLib()
     {
         // site-packages/torch/{version.py, lib/}: the layout the external route loads from.
-        var torchDir = TestPaths.TempDir("qwen35-torch");
-        var lib = Directory.CreateDirectory(Path.Combine(torchDir, "lib")).FullName;
-        File.Copy(Path.Combine(NativeDir, "libc10.so"), Path.Combine(lib, "libc10.so"));
-        File.WriteAllText(Path.Combine(torchDir, "version.py"),
+        var lib = LibFolderWithOnlyC10("version.py",
             "from typing import Optional\n\n__all__ = ['__version__']\n__version__ = '2.11.0+cu128'\ndebug = False\ncuda: Optional[str] = '12.8'\n");
         Assert.That(LibTorchCompatibility.Check(ShimPath, lib).TorchVersion, Is.EqualTo("2.11.0+cu128"));
+    }
+
+    /// <summary>root/lib holding only libc10.so, with <paramref name="versionFile"/> in root; returns root/lib.</summary>
+    static string LibFolderWithOnlyC10(string versionFile, string versionText)
+    {
+        var root = TestPaths.TempDir("qwen35-libtorch-part");
+        var lib = Directory.CreateDirectory(Path.Combine(root, "lib")).FullName;
+        File.Copy(Path.Combine(NativeDir, "libc10.so"), Path.Combine(lib, "libc10.so"));
+        File.WriteAllText(Path.Combine(root, versionFile), versionText);
+        return lib;
     }
 
     [TestCase("_ZN2at4_ops12index_select4callERKNS_6TensorElS4_", true)]

@@ -20,6 +20,15 @@ static class CliParsing
         catch (Exception e) { throw new ArgumentException($"--device '{name}' is not a device (cpu, cuda, cuda:N): {e.Message}"); }
     }
 
+    /// <summary>Writes an indented JSON report beside <paramref name="path"/> and renames it over the target, so a
+    /// reader never sees half a file.</summary>
+    public static void WriteJsonAtomically(string path, object value)
+    {
+        var tmp = path + ".tmp";
+        File.WriteAllText(tmp, JsonSerializer.Serialize(value, new JsonSerializerOptions { WriteIndented = true }));
+        File.Move(tmp, path, overwrite: true);
+    }
+
     /// <summary>
     /// Errors caused by the user's files or options (exit code 2) rather than by the program (exit code 3); the one
     /// list every verb uses. FormatException covers the dataset-row, row-field and chat-template errors.

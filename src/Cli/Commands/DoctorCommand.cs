@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
-using System.Text.Json;
 using Qwen35.Models.Runtime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -119,9 +118,6 @@ public static class DoctorCommand
 
     static void Write(string? path, Dictionary<string, object?> findings)
     {
-        if (path is null) return;
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, JsonSerializer.Serialize(findings, new JsonSerializerOptions { WriteIndented = true }));
-        File.Move(tmp, path, overwrite: true);
+        if (path is not null) CliParsing.WriteJsonAtomically(path, findings);
     }
 }

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Text.Json;
 using Qwen35.Training.Verification;
 
 namespace Qwen35.Cli.Commands;
@@ -56,9 +55,7 @@ public static class VerifyCommand
                     exact_bounds = GoldenCheck.IsExact(options), passed = failed == 0,
                     checks = results.Select(r => new { name = r.Name, measure = r.Measure, value = r.Value, bound = r.Bound, passed = r.Passed }),
                 };
-                var tmp = jsonPath + ".tmp";
-                File.WriteAllText(tmp, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
-                File.Move(tmp, jsonPath, overwrite: true);
+                CliParsing.WriteJsonAtomically(jsonPath, doc);
             }
             return failed == 0 ? 0 : ChecksFailed;
         }
