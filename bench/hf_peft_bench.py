@@ -13,6 +13,7 @@ Prints one JSON object: step time, tokens/s, peak GPU memory and MFU against --p
 """
 import argparse
 import json
+import threading
 import time
 
 SHAPES = {
@@ -44,6 +45,31 @@ def lora_flops_per_token(cfg, layers, seq):
     vocab = 248320
     attn_fwd = n_full * 4 * (seq / 2) * hq * d
     return 4 * n + 4 * vocab * h + 3 * attn_fwd, n
+
+
+class DeviceMemorySampler:
+    """Peak device-wide used memory (total - free from cudaMemGetInfo, what NVML reports as "used"), sampled every
+    20 ms on a background thread. `trainer bench` can only measure this way (TorchSharp exposes no caching-allocator
+    statistics), so this is the like-for-like number; it includes the CUDA context and the allocator's cached blocks."""
+
+    def __init__(self, torch, interval_s=0.02):
+        self.torch, self.interval_s, self.peak = torch, interval_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            free, total = self.torch.cuda.mem_get_info()
+            self.peak = max(self.peak, total - free)
+            time.sleep(self.interval_s)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
 
 
 def main():
@@ -88,17 +114,18 @@ def main():
     ids = torch.randint(0, 248000, (1, args.seq), generator=gen).to(device)
     times = []
     torch.cuda.reset_peak_memory_stats()
-    for step in range(args.warmup + args.steps):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        out = model(input_ids=ids, labels=ids)
-        out.loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        torch.cuda.synchronize()
-        if step >= args.warmup:
-            times.append(time.perf_counter() - t0)
+    with DeviceMemorySampler(torch) as sampler:
+        for step in range(args.warmup + args.steps):
+            torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            out = model(input_ids=ids, labels=ids)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            torch.cuda.synchronize()
+            if step >= args.warmup:
+                times.append(time.perf_counter() - t0)
     step_s = sum(times) / len(times)
     flops_tok, n = lora_flops_per_token(shape | {"num_hidden_layers": args.layers}, args.layers, args.seq)
     tok_s = args.seq / step_s
@@ -109,7 +136,11 @@ def main():
         "checkpointing": not args.no_checkpointing, "lora_r": args.rank, "lora_alpha": args.alpha,
         "trainable_params": sum(p.numel() for p in params), "matmul_params_N": n,
         "flops_per_token": flops_tok, "step_time_s": step_s, "tokens_per_s": tok_s,
-        "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30,
+        # Compare peak_memory_device_used_gib with trainer bench's "peak_memory" (NVML device used, same measure);
+        # the allocator's own peaks are given for reference.
+        "peak_memory_device_used_gib": sampler.peak / 2**30,
+        "peak_memory_allocated_gib": torch.cuda.max_memory_allocated() / 2**30,
+        "peak_memory_reserved_gib": torch.cuda.max_memory_reserved() / 2**30,
         "mfu": flops_tok * tok_s / (args.peak_tflops * 1e12), "peak_tflops": args.peak_tflops,
         "fla_fast_path": bool(getattr(__import__("transformers.models.qwen3_5.modeling_qwen3_5",
                                                  fromlist=["x"]), "is_fast_path_available", False)),
