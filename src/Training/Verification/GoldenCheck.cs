@@ -63,12 +63,25 @@ public static class GoldenCheck
             log.WriteLine($"  {(r.Passed ? "ok  " : "FAIL")} {r.Name,-26} {r.Measure,-30} {r.Value,10:E3}  (bound {r.Bound:E1})");
         }
 
-        if (o.Device.type == DeviceType.CUDA)
+        var cuda = o.Device.type == DeviceType.CUDA;
+        var (matmulTf32, cudnnTf32) = cuda ? (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) : (false, false);
+        try
         {
-            torch.backends.cuda.matmul.allow_tf32 = o.Tf32;
-            torch.backends.cudnn.allow_tf32 = o.Tf32;
+            if (cuda) (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) = (o.Tf32, o.Tf32);
+            Compare(o, golden, exact, Add, log);
         }
+        finally
+        {
+            // Process-wide switches: leave them as the caller had them (training turns TF32 on for itself).
+            if (cuda) (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) = (matmulTf32, cudnnTf32);
+        }
+        return results;
+    }
+
+    static void Compare(GoldenCheckOptions o, Reference golden, bool exact, Action<string, string, double, double> add, TextWriter log)
+    {
         var (model, report) = Qwen35ForCausalLM.FromPretrained(o.GoldenDir, o.Dtype, o.Device);
+        using var ownedModel = model;
         log.WriteLine($"verify: {o.GoldenDir} on {o.Device}, {o.Dtype}{(o.Tf32 ? " + TF32" : "")}, " +
                       $"{(exact ? "exact" : "reduced-precision")} bounds; {report}");
         using var ours = Compute(model, golden, o.GoldenDir, o.Device);
@@ -76,46 +89,44 @@ public static class GoldenCheck
         if (exact)
         {
             for (var i = 0; i < golden.Sequences.Length; i++)
-                Add($"seq{i} logits", "max |Δlogit|", MaxAbsDiff(ours.Logits[i], golden.Tensor($"seq{i}.logits")), ExactLogits);
-            Add("losses (all sequences)", "max |Δloss|", ours.Losses.Zip(golden.Losses, (a, b) => Math.Abs(a - b)).Max(), ExactLoss);
-            Add("cached decode logits", "max |Δlogit|", MaxAbsDiff(ours.DecodeLogits, golden.Tensor("seq0.greedy.decode_logits")), ExactLogits);
-            Add("greedy tokens", "tokens differing", golden.GreedyTokens.Where((t, k) => ours.Greedy[k] != t).Count(), 0);
-            Add("packed row, offsets", "max |Δlogit| vs alone", MaxAbsDiff(ours.PackedWithOffsets, ours.Alone), ExactLogits);
-            Add("packed row, mask only", "max |Δlogit| vs alone", MaxAbsDiff(ours.PackedMaskOnly, ours.Alone), ExactLogits);
-            Add("LoRA logits", "max |Δlogit|", MaxAbsDiff(ours.LoraLogits, golden.Tensor($"lora.seq{golden.LoraSequence}.logits")), ExactLogits);
-            Add("LoRA loss", "|Δloss|", Math.Abs(ours.LoraLoss - golden.LoraLoss), ExactLoss);
+                add($"seq{i} logits", "max |Δlogit|", MaxAbsDiff(ours.Logits[i], golden.Tensor($"seq{i}.logits")), ExactLogits);
+            add("losses (all sequences)", "max |Δloss|", ours.Losses.Zip(golden.Losses, (a, b) => Math.Abs(a - b)).Max(), ExactLoss);
+            add("cached decode logits", "max |Δlogit|", MaxAbsDiff(ours.DecodeLogits, golden.Tensor("seq0.greedy.decode_logits")), ExactLogits);
+            add("greedy tokens", "tokens differing", golden.GreedyTokens.Where((t, k) => ours.Greedy[k] != t).Count(), 0);
+            add("packed row, offsets", "max |Δlogit| vs alone", MaxAbsDiff(ours.PackedWithOffsets, ours.Alone), ExactLogits);
+            add("packed row, mask only", "max |Δlogit| vs alone", MaxAbsDiff(ours.PackedMaskOnly, ours.Alone), ExactLogits);
+            add("LoRA logits", "max |Δlogit|", MaxAbsDiff(ours.LoraLogits, golden.Tensor($"lora.seq{golden.LoraSequence}.logits")), ExactLogits);
+            add("LoRA loss", "|Δloss|", Math.Abs(ours.LoraLoss - golden.LoraLoss), ExactLoss);
             foreach (var (grads, name) in new[] { (ours.Grads, "LoRA grads"), (ours.GradsCheckpointed, "LoRA grads, checkpointed") })
-                Add(name, "max |Δ|/(1e-5+1e-3|ref|)", grads.Select(g => AllcloseExcess(g.Value, golden.Gradient(g.Key))).Max(), 1.0);
-            return results;
+                add(name, "max |Δ|/(1e-5+1e-3|ref|)", grads.Select(g => AllcloseExcess(g.Value, golden.Gradient(g.Key))).Max(), 1.0);
+            return;
         }
 
         // Reduced precision: the same weights, rounded to the run's dtype, executed in fp32 on the CPU.
         var (rounded, _) = Qwen35ForCausalLM.FromPretrained(o.GoldenDir, ScalarType.Float32, CPU);
+        using var ownedRounded = rounded;
         RoundLike(rounded, model, o.Dtype);
         using var reference = Compute(rounded, golden, o.GoldenDir, CPU);
-        model.Dispose();
-        rounded.Dispose();
         for (var i = 0; i < golden.Sequences.Length; i++)
         {
-            Add($"seq{i} logits", "rel L2 vs rounded fp32", RelL2(ours.Logits[i], reference.Logits[i]), ReducedLogitsRelL2);
-            Add($"seq{i} logits", "argmax disagreement", ArgmaxDisagreement(ours.Logits[i], reference.Logits[i]), ReducedArgmaxDisagreement);
+            add($"seq{i} logits", "rel L2 vs rounded fp32", RelL2(ours.Logits[i], reference.Logits[i]), ReducedLogitsRelL2);
+            add($"seq{i} logits", "argmax disagreement", ArgmaxDisagreement(ours.Logits[i], reference.Logits[i]), ReducedArgmaxDisagreement);
         }
-        Add("losses (all sequences)", "max |Δloss| vs reference", ours.Losses.Zip(golden.Losses, (a, b) => Math.Abs(a - b)).Max(), ReducedLoss);
-        Add("cached decode logits", "rel L2 vs rounded fp32", RelL2(ours.DecodeLogits, reference.DecodeLogits), ReducedLogitsRelL2);
-        Add("packed row, offsets", "rel L2 vs alone", RelL2(ours.PackedWithOffsets, ours.Alone), ReducedPackedRelL2);
-        Add("packed row, mask only", "rel L2 vs alone", RelL2(ours.PackedMaskOnly, ours.Alone), ReducedPackedRelL2);
-        Add("LoRA logits", "rel L2 vs rounded fp32", RelL2(ours.LoraLogits, reference.LoraLogits), ReducedLoraLogitsRelL2);
+        add("losses (all sequences)", "max |Δloss| vs reference", ours.Losses.Zip(golden.Losses, (a, b) => Math.Abs(a - b)).Max(), ReducedLoss);
+        add("cached decode logits", "rel L2 vs rounded fp32", RelL2(ours.DecodeLogits, reference.DecodeLogits), ReducedLogitsRelL2);
+        add("packed row, offsets", "rel L2 vs alone", RelL2(ours.PackedWithOffsets, ours.Alone), ReducedPackedRelL2);
+        add("packed row, mask only", "rel L2 vs alone", RelL2(ours.PackedMaskOnly, ours.Alone), ReducedPackedRelL2);
+        add("LoRA logits", "rel L2 vs rounded fp32", RelL2(ours.LoraLogits, reference.LoraLogits), ReducedLoraLogitsRelL2);
         using (var goldenEffect = golden.Tensor($"lora.seq{golden.LoraSequence}.logits") - golden.Tensor($"seq{golden.LoraSequence}.logits"))
         using (var effect = ours.LoraLogits - ours.Logits[golden.LoraSequence])
-            Add("LoRA effect (LoRA - base)", "1 - cosine vs reference", CosineGap(effect, goldenEffect), ReducedEffectCosineGap);
-        Add("LoRA loss", "|Δloss| vs reference", Math.Abs(ours.LoraLoss - golden.LoraLoss), ReducedLoraLoss);
+            add("LoRA effect (LoRA - base)", "1 - cosine vs reference", CosineGap(effect, goldenEffect), ReducedEffectCosineGap);
+        add("LoRA loss", "|Δloss| vs reference", Math.Abs(ours.LoraLoss - golden.LoraLoss), ReducedLoraLoss);
         foreach (var (grads, name) in new[] { (ours.Grads, "LoRA grads"), (ours.GradsCheckpointed, "LoRA grads, checkpointed") })
         {
             using var mine = cat(grads.Keys.Select(k => grads[k].flatten()).ToArray());
             using var theirs = cat(grads.Keys.Select(k => golden.Gradient(k).flatten()).ToArray());
-            Add(name, "1 - cosine vs reference", CosineGap(mine, theirs), ReducedGradCosineGap);
+            add(name, "1 - cosine vs reference", CosineGap(mine, theirs), ReducedGradCosineGap);
         }
-        return results;
     }
 
     /// <summary>Everything the checks compare, copied to the CPU in fp32.</summary>
