@@ -35,6 +35,11 @@ public static class BenchCommand
             DefaultValueFactory = _ => "all-linear",
         };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (the fields bench/hf_peft_bench.py prints) instead of text" };
+        var documents = new Option<int>("--documents")
+        {
+            Description = "Documents packed into each row (1 = one sequence per row): times the packed path (per-document attention, chunk-aligned delta rule)",
+            DefaultValueFactory = _ => 1,
+        };
         var loraCompute = new Option<string?>("--lora-compute")
         {
             Description = "Dtype of the LoRA matmuls: fp32 (default for --shape) or model (bf16 with a bf16 base); with --recipe, overrides lora.compute_dtype",
@@ -46,7 +51,7 @@ public static class BenchCommand
         };
         var cmd = new Command("bench", "Time LoRA training steps on random weights: step time, tokens/s, peak memory, MFU")
         {
-            recipe, set, shape, layers, seq, batch, steps, device, dtype, ckpt, rank, peak, targets, json, profile, loraCompute,
+            recipe, set, shape, layers, seq, batch, steps, device, dtype, ckpt, rank, peak, targets, json, profile, loraCompute, documents,
         };
         cmd.SetAction(pr =>
         {
@@ -87,7 +92,7 @@ public static class BenchCommand
                     Console.Error.WriteLine("bench: give --shape tiny|9b|27b or --recipe NAME");
                     return 1;
                 }
-                options = options with { ProfileSteps = pr.GetValue(profile) };
+                options = options with { ProfileSteps = pr.GetValue(profile), Documents = pr.GetValue(documents) };
                 if (pr.GetValue(loraCompute) is { } compute)
                 {
                     if (compute is not ("fp32" or "model"))
@@ -97,9 +102,10 @@ public static class BenchCommand
                     }
                     options = options with { Lora = options.Lora with { ComputeInModelDtype = compute == "model" } };
                 }
-                if (options.Steps < 1 || options.Sequence < 2 || options.Batch < 1 || options.ProfileSteps < 0)
+                if (options.Steps < 1 || options.Sequence < 2 || options.Batch < 1 || options.ProfileSteps < 0
+                    || options.Documents < 1 || options.Sequence / options.Documents < 2)
                 {
-                    Console.Error.WriteLine("bench: --steps >= 1, --seq >= 2, --batch >= 1 and --profile >= 0 are required");
+                    Console.Error.WriteLine("bench: --steps >= 1, --seq >= 2, --batch >= 1, --profile >= 0 and 1 <= --documents <= seq/2 are required");
                     return 1;
                 }
                 var report = Benchmark.Run(options, log);
@@ -131,11 +137,11 @@ public static class BenchCommand
         var result = new Dictionary<string, object?>
         {
             ["side"] = "qwen35-trainer (TorchSharp)",
-            ["shape"] = o.ShapeName, ["layers"] = o.Config.NumHiddenLayers, ["seq"] = o.Sequence, ["batch"] = o.Batch,
+            ["shape"] = o.ShapeName, ["layers"] = o.Config.NumHiddenLayers, ["seq"] = o.Sequence, ["documents"] = o.Documents, ["batch"] = o.Batch,
             ["steps"] = o.Steps, ["device"] = o.Device, ["dtype"] = o.Precision, ["checkpointing"] = o.Checkpointing,
             ["lora_r"] = o.Lora.Rank, ["lora_alpha"] = o.Lora.Alpha, ["lora_compute"] = o.Lora.ComputeInModelDtype ? "model" : "fp32", ["trainable_params"] = b.LoraParameters,
             ["matmul_params_N"] = b.Flops.MatmulParams, ["flops_per_token"] = b.Flops.PerToken,
-            ["step_times_s"] = b.StepSeconds, ["step_time_s"] = b.MeanStepSeconds, ["tokens_per_s"] = b.TokensPerSecond,
+            ["trained_tokens_per_step"] = b.TrainedTokens, ["step_times_s"] = b.StepSeconds, ["step_time_s"] = b.MeanStepSeconds, ["tokens_per_s"] = b.TokensPerSecond,
             ["peak_memory"] = b.PeakMemory, ["mfu"] = b.Mfu, ["peak_tflops"] = b.PeakTflops,
         };
         if (b.Profile is { } profile)
@@ -151,7 +157,7 @@ public static class BenchCommand
         var ci = CultureInfo.InvariantCulture;
         var o = b.Options;
         Console.WriteLine(string.Create(ci, $"shape: {o.ShapeName}, {o.Config.NumHiddenLayers} layers, hidden {o.Config.HiddenSize}, vocab {o.Config.VocabSize}"));
-        Console.WriteLine(string.Create(ci, $"setup: {o.Device} {o.Precision}, batch {o.Batch} x seq {o.Sequence}, checkpointing {o.Checkpointing.ToString().ToLowerInvariant()}, LoRA r{o.Lora.Rank} ({b.LoraParameters:N0} params, {(o.Lora.ComputeInModelDtype ? "model-dtype" : "fp32")} matmuls)"));
+        Console.WriteLine(string.Create(ci, $"setup: {o.Device} {o.Precision}, batch {o.Batch} x seq {o.Sequence}{(o.Documents > 1 ? $" ({o.Documents} documents per row)" : "")}, checkpointing {o.Checkpointing.ToString().ToLowerInvariant()}, LoRA r{o.Lora.Rank} ({b.LoraParameters:N0} params, {(o.Lora.ComputeInModelDtype ? "model-dtype" : "fp32")} matmuls)"));
         Console.WriteLine(string.Create(ci, $"step_s: {string.Join(" ", b.StepSeconds.Select(s => s.ToString("F3", ci)))} (mean {b.MeanStepSeconds:F3}{(b.StepSeconds.Count >= 2 ? ", first excluded" : "")})"));
         Console.WriteLine(string.Create(ci, $"tokens_per_s: {b.TokensPerSecond:F1}"));
         Console.WriteLine($"peak_memory: {b.PeakMemory}");

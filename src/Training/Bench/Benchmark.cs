@@ -33,6 +33,11 @@ public sealed record BenchOptions
     public long Seed { get; init; } = 0;
     /// <summary>After the timed steps, run this many more with a <see cref="PhaseTimer"/> (0 = no profile).</summary>
     public int ProfileSteps { get; init; }
+
+    /// <summary>Documents packed into each row (equal lengths, the last takes the remainder): 1 = one sequence per
+    /// row; more exercises the packed path the trainer uses (per-document attention, chunk-aligned delta rule, no
+    /// loss across document boundaries).</summary>
+    public int Documents { get; init; } = 1;
 }
 
 /// <summary>One phase of the profiled steps: mean seconds and calls per step, and its share of the profiled step.</summary>
@@ -48,7 +53,8 @@ public sealed record BenchReport(
     double? PeakTflops,
     double? Mfu,
     long LoraParameters,
-    IReadOnlyList<PhaseTime>? Profile = null);
+    IReadOnlyList<PhaseTime>? Profile = null,
+    long TrainedTokens = 0);
 
 /// <summary>
 /// Times full LoRA training steps (forward, chunked loss, backward, clip, AdamW) on random tokens with every position
@@ -69,11 +75,15 @@ public static class Benchmark
         var trainable = ModelSetup.Trainable(model);
         using var optimizer = torch.optim.AdamW(trainable.Select(p => p.Param), lr: 1e-5);
         var parameters = trainable.Select(p => p.Param).ToList();
-        var flops = FlopCount.For(model, o.Sequence);
+        // Attention FLOPs follow the document length: each token attends within its own document.
+        var flops = FlopCount.For(model, o.Sequence / o.Documents);
 
         var rng = new Random((int)o.Seed);
         var ids = Enumerable.Range(0, o.Batch * o.Sequence).Select(_ => (long)rng.Next(o.Config.VocabSize)).ToArray();
-        var batch = new MicroBatch { Rows = o.Batch, Length = o.Sequence, InputIds = ids, Labels = ids };
+        var docLength = o.Sequence / o.Documents;
+        long[]? sequenceIds = o.Documents == 1 ? null
+            : Enumerable.Range(0, o.Batch * o.Sequence).Select(i => (long)Math.Min(i % o.Sequence / docLength, o.Documents - 1)).ToArray();
+        var batch = new MicroBatch { Rows = o.Batch, Length = o.Sequence, InputIds = ids, Labels = ids, SequenceIds = sequenceIds };
         var targets = batch.TargetCount;
 
         // The same device-side work per step as TrainLoop.Step, including its one host read (loss, norm).
@@ -123,6 +133,6 @@ public static class Benchmark
             : ProcessMemory.PeakRssMb() is { } rss ? $"{rss:F0} MB (peak RSS)" : "n/a";
         var peak = o.PeakTflops ?? (device.type == DeviceType.CUDA && dtype == ScalarType.BFloat16 ? 989.0 : null);
         double? mfu = peak is { } tf ? tokensPerSecond * flops.PerToken / (tf * 1e12) : null;
-        return new BenchReport(o, times, mean, tokensPerSecond, memory, flops, peak, mfu, lora.TrainableParameters, profile);
+        return new BenchReport(o, times, mean, tokensPerSecond, memory, flops, peak, mfu, lora.TrainableParameters, profile, targets);
     }
 }

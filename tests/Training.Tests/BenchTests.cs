@@ -6,9 +6,9 @@ using static TorchSharp.torch;
 
 namespace Qwen35.Training.Tests;
 
-/// <summary>`trainer bench --profile`: the phase timer only observes (same loss and gradients as without it), and the
-/// profile charges every layer of the model to its type, once per pass.</summary>
-public class ProfileTests
+/// <summary>`trainer bench`: the --profile phase timer only observes (same loss and gradients as without it) and
+/// charges every layer of the model to its type, once per pass; --documents packs several documents per row.</summary>
+public class BenchTests
 {
     [TestCase(false)]
     [TestCase(true)]
@@ -64,5 +64,21 @@ public class ProfileTests
         }));
         Assert.That(profile.Single(p => p.Phase == "backward, linear_attention").CallsPerStep, Is.EqualTo(3));
         Assert.That(report.StepSeconds, Has.Count.EqualTo(1), "profiled steps are not timed steps");
+    }
+
+    [Test]
+    public void DocumentsPerRowTrainOnlyWithinDocuments()
+    {
+        var options = new BenchOptions
+        {
+            Config = Qwen35TextConfig.Tiny(), ShapeName = "tiny", Sequence = 32, Batch = 2, Steps = 1, Documents = 3,
+            Lora = BenchOptions.DefaultLora(4),
+        };
+        var report = Benchmark.Run(options, Serilog.Core.Logger.None);
+        // Documents of 10, 10 and 12 tokens: no target crosses a boundary, so each row trains 32 − 3 positions.
+        Assert.That(report.TrainedTokens, Is.EqualTo(2 * (32 - 3)));
+        Assert.That(report.Flops.Sequence, Is.EqualTo(10), "attention FLOPs follow the document length");
+        var single = Benchmark.Run(options with { Documents = 1 }, Serilog.Core.Logger.None);
+        Assert.That(single.TrainedTokens, Is.EqualTo(2 * 31));
     }
 }
