@@ -142,7 +142,7 @@ public static class BenchCommand
             ["lora_r"] = o.Lora.Rank, ["lora_alpha"] = o.Lora.Alpha, ["lora_compute"] = o.Lora.ComputeInModelDtype ? "model" : "fp32", ["trainable_params"] = b.LoraParameters,
             ["matmul_params_N"] = b.Flops.MatmulParams, ["flops_per_token"] = b.Flops.PerToken,
             ["trained_tokens_per_step"] = b.TrainedTokens, ["step_times_s"] = b.StepSeconds, ["step_time_s"] = b.MeanStepSeconds, ["tokens_per_s"] = b.TokensPerSecond,
-            ["peak_memory"] = b.PeakMemory, ["mfu"] = b.Mfu, ["peak_tflops"] = b.PeakTflops,
+            ["peak_memory"] = b.PeakMemory, ["peak_memory_gib"] = b.PeakMemoryMib / 1024, ["mfu"] = b.Mfu, ["peak_tflops"] = b.PeakTflops,
         };
         if (b.Profile is { } profile)
             result["profile"] = profile.Select(p => new Dictionary<string, object>

@@ -54,7 +54,8 @@ public sealed record BenchReport(
     double? Mfu,
     long LoraParameters,
     IReadOnlyList<PhaseTime>? Profile = null,
-    long TrainedTokens = 0);
+    long TrainedTokens = 0,
+    double? PeakMemoryMib = null);
 
 /// <summary>
 /// Times full LoRA training steps (forward, chunked loss, backward, clip, AdamW) on random tokens with every position
@@ -128,11 +129,12 @@ public static class Benchmark
         var measured = times.Count >= 2 ? times.Skip(1).ToList() : times;
         var mean = measured.Average();
         var tokensPerSecond = o.Batch * o.Sequence / mean;
-        string memory = device.type == DeviceType.CUDA
-            ? sampler?.PeakMb is { } mb ? $"{mb:F0} MB (NVML device used, peak of 20 ms samples)" : "n/a"
-            : ProcessMemory.PeakRssMb() is { } rss ? $"{rss:F0} MB (peak RSS)" : "n/a";
+        // MB here are MiB (2^20 bytes), as NVML and /proc report them.
+        var peakMib = device.type == DeviceType.CUDA ? sampler?.PeakMb : ProcessMemory.PeakRssMb();
+        string memory = peakMib is not { } mib ? "n/a"
+            : device.type == DeviceType.CUDA ? $"{mib:F0} MB (NVML device used, peak of 20 ms samples)" : $"{mib:F0} MB (peak RSS)";
         var peak = o.PeakTflops ?? (device.type == DeviceType.CUDA && dtype == ScalarType.BFloat16 ? 989.0 : null);
         double? mfu = peak is { } tf ? tokensPerSecond * flops.PerToken / (tf * 1e12) : null;
-        return new BenchReport(o, times, mean, tokensPerSecond, memory, flops, peak, mfu, lora.TrainableParameters, profile, targets);
+        return new BenchReport(o, times, mean, tokensPerSecond, memory, flops, peak, mfu, lora.TrainableParameters, profile, targets, peakMib);
     }
 }
