@@ -43,7 +43,7 @@ public static class DoctorCommand
 
             bool cuda;
             try { cuda = torch.cuda.is_available(); }
-            catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or EntryPointNotFoundException)
+            catch (Exception e)   // TorchSharp reports a libtorch it cannot load in several exception types
             {
                 Say("load_error", e.GetBaseException().Message, "libtorch load FAILED");
                 Write(jsonPath, findings);
