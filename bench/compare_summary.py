@@ -39,7 +39,8 @@ def main(dotnet_path, hf_path):
         ratio = f"{a / b:.2f}x" if a is not None and b else ""
         print(f"{name:26} {show(a):>14} {show(b):>18} {ratio:>7}")
     print(f"transformers {theirs.get('transformers')}, peft {theirs.get('peft')}, torch {theirs.get('torch')}, "
-          f"GPU {theirs.get('gpu')}, fla fast path {theirs.get('fla_fast_path')}")
+          f"GPU {theirs.get('gpu')}")
+    print(f"transformers' Gated DeltaNet kernels: {theirs.get('gdn_kernels')}")
     return 0
 
 

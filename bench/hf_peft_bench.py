@@ -72,6 +72,19 @@ class DeviceMemorySampler:
         self._thread.join()
 
 
+def gdn_kernel_info(model):
+    """Which Gated DeltaNet implementation transformers picked (fla / hub kernels / its torch fallback): the largest
+    single factor in the Python side's speed, so the result must say which one ran."""
+    import importlib.util
+    info = {name + "_installed": importlib.util.find_spec(name) is not None for name in ("fla", "causal_conv1d", "kernels")}
+    for module in model.modules():
+        for attr in ("chunk_gated_delta_rule", "causal_conv1d_fn"):
+            fn = getattr(module, attr, None)
+            if fn is not None and attr + "_impl" not in info:
+                info[attr + "_impl"] = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+    return info
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shape", default="9b", choices=sorted(SHAPES))
@@ -142,8 +155,7 @@ def main():
         "peak_memory_allocated_gib": torch.cuda.max_memory_allocated() / 2**30,
         "peak_memory_reserved_gib": torch.cuda.max_memory_reserved() / 2**30,
         "mfu": flops_tok * tok_s / (args.peak_tflops * 1e12), "peak_tflops": args.peak_tflops,
-        "fla_fast_path": bool(getattr(__import__("transformers.models.qwen3_5.modeling_qwen3_5",
-                                                 fromlist=["x"]), "is_fast_path_available", False)),
+        "gdn_kernels": gdn_kernel_info(model),
     }
     text = json.dumps(result, indent=1)
     print(text)
