@@ -33,7 +33,7 @@ public static class DoctorCommand
             var text = value is IReadOnlyCollection<string> list ? list.Count.ToString() : value?.ToString() ?? "-";
             stdout.WriteLine($"{label,-22} {text}");
         }
-        try
+        return CliErrors.Guard("doctor", stderr, () =>
         {
             Say("dotnet", $"{RuntimeInformation.FrameworkDescription} on {RuntimeInformation.OSDescription} ({RuntimeInformation.ProcessArchitecture})", ".NET");
             Say("torchsharp", typeof(torch).Assembly.GetName().Version?.ToString(), "TorchSharp");
@@ -68,17 +68,7 @@ public static class DoctorCommand
             }
             Write(jsonPath, findings);
             return code;
-        }
-        catch (Exception e) when (CliParsing.IsBadInput(e))
-        {
-            stderr.WriteLine($"doctor: error: {e.Message}");
-            return CliErrors.BadInput;
-        }
-        catch (Exception e)
-        {
-            stderr.WriteLine($"doctor: failed: {e}");
-            return CliErrors.Failure;
-        }
+        });
     }
 
     static int Report(string which, LibTorchCompatibility c, Action<string, object?, string> say, TextWriter stdout)

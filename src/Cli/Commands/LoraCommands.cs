@@ -37,7 +37,7 @@ public static class LoraCommands
     public static int RunMerge(string modelDir, string adapterDir, string outDir, string dtypeName, long maxShardBytes,
         TextWriter stdout, TextWriter stderr)
     {
-        try
+        return CliErrors.Guard("merge", stderr, () =>
         {
             var dtype = ResolveDtype(dtypeName, modelDir);
             stderr.WriteLine($"merge: loading {modelDir} ({dtype})");
@@ -52,17 +52,7 @@ public static class LoraCommands
                 foreach (var f in written) stdout.WriteLine(f);
             }
             return 0;
-        }
-        catch (Exception e) when (CliParsing.IsBadInput(e))
-        {
-            stderr.WriteLine($"merge: error: {e.Message}");
-            return 2;
-        }
-        catch (Exception e)
-        {
-            stderr.WriteLine($"merge: failed: {e}");
-            return 3;
-        }
+        });
     }
 
     /// <summary>"auto" = the dtype most text tensors of the checkpoint use; otherwise <see cref="CliParsing.Dtype"/>.</summary>

@@ -34,7 +34,7 @@ public static class ScoreCommand
     public static int Run(string modelDir, string? adapterDir, string tokensPath, string dtypeName, string deviceName,
         TextWriter stdout, TextWriter stderr)
     {
-        try
+        return CliErrors.Guard("score", stderr, () =>
         {
             var dtype = CliParsing.Dtype(dtypeName);
             var device = CliParsing.Device(deviceName);
@@ -68,17 +68,7 @@ public static class ScoreCommand
                 stdout.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object> { ["losses"] = losses }));
                 return 0;
             }
-        }
-        catch (Exception e) when (CliParsing.IsBadInput(e))
-        {
-            stderr.WriteLine($"score: error: {e.Message}");
-            return 2;
-        }
-        catch (Exception e)
-        {
-            stderr.WriteLine($"score: failed: {e}");
-            return 3;
-        }
+        });
     }
 
     static long[][] ReadSequences(string path)

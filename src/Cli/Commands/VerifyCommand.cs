@@ -35,7 +35,7 @@ public static class VerifyCommand
     public static int Run(string goldenDir, string deviceName, string dtypeName, bool tf32, string? jsonPath,
         TextWriter stdout, TextWriter stderr)
     {
-        try
+        return CliErrors.Guard("verify", stderr, () =>
         {
             var options = new GoldenCheckOptions(goldenDir, CliParsing.Device(deviceName), CliParsing.Dtype(dtypeName), tf32);
             if (options.Device.type == TorchSharp.DeviceType.CUDA && !TorchSharp.torch.cuda.is_available())
@@ -58,16 +58,6 @@ public static class VerifyCommand
                 CliParsing.WriteJsonAtomically(jsonPath, doc);
             }
             return failed == 0 ? 0 : ChecksFailed;
-        }
-        catch (Exception e) when (CliParsing.IsBadInput(e))
-        {
-            stderr.WriteLine($"verify: error: {e.Message}");
-            return CliErrors.BadInput;
-        }
-        catch (Exception e)
-        {
-            stderr.WriteLine($"verify: failed: {e}");
-            return CliErrors.Failure;
-        }
+        });
     }
 }
