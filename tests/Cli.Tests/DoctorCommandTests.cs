@@ -11,14 +11,8 @@ public class DoctorCommandTests
 {
     static string NativeDir => Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native");
 
-    static (int Code, string Out, string Err) Invoke(params string[] args)
-    {
-        var root = new RootCommand { DoctorCommand.Build() };
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Invoke(params string[] args) =>
+        CliRunner.Run([DoctorCommand.Build()], args);
 
     [Test]
     public void ReportsTheLoadedLibtorchAsComplete()

@@ -18,14 +18,8 @@ public class GenerateCommandTests
 {
     static readonly string AdapterDir = Path.Combine(TestPaths.GoldenTiny, "adapter");
 
-    static (int Code, string Out, string Err) Invoke(params string[] args)
-    {
-        var root = new RootCommand { GenerateCommand.Build() };
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = root.Parse(["generate", .. args]).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Invoke(params string[] args) =>
+        CliRunner.Run([GenerateCommand.Build()], ["generate", .. args]);
 
     /// <summary>Runs with --json and returns the parsed result; fails the test on a non-zero exit.</summary>
     static (int[] Tokens, string? Text, string Finish) Generate(params string[] args)

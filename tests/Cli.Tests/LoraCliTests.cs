@@ -10,14 +10,8 @@ public class LoraCliTests
     static string Golden => TestPaths.GoldenTiny;
     static string GoldenAdapter => Path.Combine(Golden, "adapter");
 
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var root = new RootCommand { ScoreCommand.Build(), InspectCommand.Build(), LoraCommands.Build() };
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) =>
+        CliRunner.Run([ScoreCommand.Build(), InspectCommand.Build(), LoraCommands.Build()], args);
 
     [Test]
     public void Merge_ThenScoring_GivesTheGoldenLoraLoss()

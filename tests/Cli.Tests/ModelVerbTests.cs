@@ -8,14 +8,8 @@ namespace Qwen35.Cli.Tests;
 /// <summary>The score and inspect verbs, parsed and run in-process on the golden tiny model.</summary>
 public class ModelVerbTests
 {
-    static (int Code, string Out, string Err) Invoke(params string[] args)
-    {
-        var root = new RootCommand { ScoreCommand.Build(), InspectCommand.Build() };
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Invoke(params string[] args) =>
+        CliRunner.Run([ScoreCommand.Build(), InspectCommand.Build()], args);
 
     static string TokensFile(string json)
     {

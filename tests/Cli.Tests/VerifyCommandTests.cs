@@ -14,14 +14,8 @@ namespace Qwen35.Cli.Tests;
 /// </summary>
 public class VerifyCommandTests
 {
-    static (int Code, string Out, string Err) Invoke(params string[] args)
-    {
-        var root = new RootCommand { VerifyCommand.Build() };
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var code = root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
-        return (code, stdout.ToString(), stderr.ToString());
-    }
+    static (int Code, string Out, string Err) Invoke(params string[] args) =>
+        CliRunner.Run([VerifyCommand.Build()], args);
 
     static JsonElement Checks(string jsonPath) => JsonDocument.Parse(File.ReadAllText(jsonPath)).RootElement;
 
