@@ -59,8 +59,8 @@ public static class GoldenCheck
 
     public static IReadOnlyList<CheckResult> Run(GoldenCheckOptions o, TextWriter log)
     {
-        var golden = Reference.Open(o.GoldenDir);
-        using var scope = NewDisposeScope();   // the reference tensors loaded along the way
+        using var golden = Reference.Open(o.GoldenDir);
+        using var scope = NewDisposeScope();   // temporaries of the comparisons below
         var exact = IsExact(o);
         var results = new List<CheckResult>();
         void Add(string name, string measure, double value, double bound)
@@ -358,7 +358,7 @@ public static class GoldenCheck
     }
 
     /// <summary>The reference set's files, validated up front so a missing piece is named before any model runs.</summary>
-    sealed class Reference
+    sealed class Reference : IDisposable
     {
         public required long[][] Sequences { get; init; }
         public required double[] Losses { get; init; }
@@ -368,20 +368,25 @@ public static class GoldenCheck
         public required double LoraLoss { get; init; }
         public required string ExpectedPath { get; init; }
         public required string GradientsPath { get; init; }
-        public required IReadOnlyList<string> GradientKeys { get; init; }
+        public IEnumerable<string> GradientKeys => _gradients.Keys.Order(StringComparer.Ordinal);
 
-        public Tensor Gradient(string key)
+        /// <summary>Both reference files, read once (they are small: the golden set's are under 1 MB).</summary>
+        Dictionary<string, Tensor> _expected = [], _gradients = [];
+
+        public Tensor Gradient(string key) => _gradients[key];
+
+        public Tensor Tensor(string name) => _expected.TryGetValue(name, out var t) ? t
+            : throw new InvalidDataException($"{ExpectedPath}: no tensor '{name}'");
+
+        public void Dispose()
         {
-            using var file = SafeTensorsFile.Open(GradientsPath);
-            return file.Load(key).to(ScalarType.Float32);
+            foreach (var t in _expected.Values.Concat(_gradients.Values)) t.Dispose();
         }
 
-        public Tensor Tensor(string name)
+        static Dictionary<string, Tensor> LoadAll(string path)
         {
-            using var file = SafeTensorsFile.Open(ExpectedPath);
-            if (!file.Tensors.ContainsKey(name))
-                throw new InvalidDataException($"{ExpectedPath}: no tensor '{name}'");
-            return file.Load(name).to(ScalarType.Float32);
+            using var file = SafeTensorsFile.Open(path);
+            return file.Tensors.Keys.ToDictionary(k => k, k => file.Load(k).to(ScalarType.Float32).DetachFromDisposeScope());
         }
 
         public static Reference Open(string dir)
@@ -412,8 +417,6 @@ public static class GoldenCheck
                 if (promptLength < 1 || promptLength > sequences[0].Length)
                     throw new InvalidDataException($"{dir}: expected.json greedy.prompt_length {promptLength} is not within sequence 0");
                 var gradientsPath = Need("expected_lora_grads.safetensors");
-                List<string> gradientKeys;
-                using (var grads = SafeTensorsFile.Open(gradientsPath)) gradientKeys = grads.Tensors.Keys.Order(StringComparer.Ordinal).ToList();
                 var lora = expected.GetProperty("lora");
                 var loraSequence = lora.GetProperty("sequence_index").GetInt32();
                 if (loraSequence < 0 || loraSequence >= sequences.Length)
@@ -428,7 +431,8 @@ public static class GoldenCheck
                     LoraLoss = lora.GetProperty("loss").GetDouble(),
                     ExpectedPath = Need("expected.safetensors"),
                     GradientsPath = gradientsPath,
-                    GradientKeys = gradientKeys,
+                    _expected = LoadAll(Need("expected.safetensors")),
+                    _gradients = LoadAll(gradientsPath),
                 };
             }
             catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException)
