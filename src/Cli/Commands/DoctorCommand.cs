@@ -101,9 +101,8 @@ public static class DoctorCommand
 
     static string ShimBesideProgram()
     {
-        var baseDir = AppContext.BaseDirectory;
-        var nested = Path.Combine(baseDir, "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
-        return File.Exists(nested) ? nested : Path.Combine(baseDir, "libLibTorchSharp.so");
+        var candidates = TorchSharpNativePatch.ShimPathsBesideProgram().ToList();
+        return candidates.FirstOrDefault(File.Exists) ?? candidates[^1];
     }
 
     static void Write(string? path, Dictionary<string, object?> findings)

@@ -32,7 +32,7 @@ public static class TorchSharpNativePatch
             if (_done) return;
             _done = true;
             if (!OperatingSystem.IsLinux()) return;
-            foreach (var path in CandidatePaths())
+            foreach (var path in ShimPathsBesideProgram())
             {
                 if (!File.Exists(path)) continue;
                 try { PatchFile(path); }
@@ -46,7 +46,9 @@ public static class TorchSharpNativePatch
         }
     }
 
-    static IEnumerable<string> CandidatePaths()
+    /// <summary>Where TorchSharp's native shim sits next to the running program: a build output puts it under
+    /// runtimes/linux-x64/native, a published app beside the program.</summary>
+    public static IEnumerable<string> ShimPathsBesideProgram()
     {
         var baseDir = AppContext.BaseDirectory;
         yield return Path.Combine(baseDir, "runtimes", "linux-x64", "native", "libLibTorchSharp.so");
