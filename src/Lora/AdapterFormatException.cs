@@ -1,8 +1,6 @@
 namespace Qwen35.Lora;
 
 /// <summary>
-/// An adapter folder that cannot be used: the message names the file and the key or field at fault. Derives from
-/// <see cref="IOException"/> like SafeTensorsFormatException (InvalidDataException is sealed), so the CLI can map
-/// both to "bad input".
+/// An adapter folder that cannot be used: the message names the file and the key or field at fault.
 /// </summary>
-public sealed class AdapterFormatException(string message, Exception? inner = null) : IOException(message, inner);
+public sealed class AdapterFormatException(string message, Exception? inner = null) : UserInputException(message, inner);

@@ -42,7 +42,7 @@ public class ChatTemplateTests
         if (r["error"] is { } error)
         {
             // The template raises; so must we (parsing may already refuse an unknown role, with the field named).
-            var e = Assert.Catch<FormatException>(() =>
+            var e = Assert.Catch<UserInputException>(() =>
                 ChatTemplate.Render(raw.Count == 0 ? [] : raw.Select(m => Lenient(m!.AsObject())).ToList(), options));
             Assert.That(e!.Message, Does.StartWith((string)error!), (string)r["id"]!);
             return;

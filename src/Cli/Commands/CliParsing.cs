@@ -33,7 +33,7 @@ static class CliParsing
     /// Errors caused by the user's files or options (exit code 2) rather than by the program (exit code 3); the one
     /// list every verb uses. FormatException covers the dataset-row, row-field and chat-template errors.
     /// </summary>
-    public static bool IsBadInput(Exception e) => e is InvalidDataException or FileNotFoundException
+    public static bool IsBadInput(Exception e) => e is UserInputException or InvalidDataException or FileNotFoundException
         or DirectoryNotFoundException or SafeTensorsFormatException or JsonException or FormatException or ArgumentException
         or Qwen35.Lora.AdapterFormatException or Qwen35.Training.Recipes.RecipeException;
 }

@@ -31,7 +31,7 @@ public sealed record RenderedTurn(int MessageIndex, string Role, int Start, int 
 public sealed record RenderedChat(string Text, IReadOnlyList<RenderedTurn> Turns, int LastQueryIndex);
 
 /// <summary>An error the Jinja template would raise (<c>raise_exception</c>), with the message index when known.</summary>
-public sealed class ChatTemplateException(string message) : FormatException(message);
+public sealed class ChatTemplateException(string message) : UserInputException(message);
 
 /// <summary>
 /// The Qwen3.5 chat template (tests/fixtures/tokenizer/qwen3.5_chat_template.jinja) re-implemented in C#, so that

@@ -1,7 +1,7 @@
 namespace Qwen35.Data;
 
 /// <summary>A field of one row is missing or malformed; the reader adds the file and row.</summary>
-public sealed class RowFieldException(string field, string reason) : FormatException($"{field}: {reason}")
+public sealed class RowFieldException(string field, string reason) : UserInputException($"{field}: {reason}")
 {
     public string Field { get; } = field;
     public string Reason { get; } = reason;
@@ -14,7 +14,7 @@ public sealed record DatasetRowError(string File, long Row, string Field, string
 }
 
 /// <summary>A bad row in fail-fast mode (the message names file, row, field and reason).</summary>
-public sealed class DatasetRowException(DatasetRowError error) : FormatException(error.ToString())
+public sealed class DatasetRowException(DatasetRowError error) : UserInputException(error.ToString())
 {
     public DatasetRowError Error { get; } = error;
 }

@@ -4,12 +4,7 @@ namespace Qwen35.Models.SafeTensors;
 /// A safetensors file (or a sharded checkpoint's index) that breaks the format. The message always names the file
 /// and the tensor or header field at fault, so a user can tell which download is damaged.
 /// </summary>
-/// <remarks>
-/// Derives from <see cref="IOException"/>: the team contract asked for a subclass of
-/// <see cref="InvalidDataException"/>, but that class is sealed in .NET. Catch this type (or IOException) to map a
-/// damaged checkpoint to "bad input".
-/// </remarks>
-public sealed class SafeTensorsFormatException : IOException
+public sealed class SafeTensorsFormatException : UserInputException
 {
     public SafeTensorsFormatException(string message) : base(message) { }
 

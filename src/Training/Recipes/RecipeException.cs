@@ -8,7 +8,7 @@ public sealed record RecipeProblem(string Location, string Key, string Message)
 
 /// <summary>A recipe that cannot be used. Lists every problem found, not just the first.</summary>
 public sealed class RecipeException(string source, IReadOnlyList<RecipeProblem> problems)
-    : Exception(Format(source, problems))
+    : UserInputException(Format(source, problems))
 {
     public string RecipeSource { get; } = source;
     public IReadOnlyList<RecipeProblem> Problems { get; } = problems;

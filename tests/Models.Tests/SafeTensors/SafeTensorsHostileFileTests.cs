@@ -16,7 +16,7 @@ public class SafeTensorsHostileFileTests
     {
         var e = Assert.Throws<SafeTensorsFormatException>(() => SafeTensorsFile.Open(path).Dispose())!;
         Assert.That(e.Message, Does.StartWith(path + ": "), "message names the file");
-        Assert.That(e, Is.InstanceOf<IOException>());
+        Assert.That(e, Is.InstanceOf<UserInputException>(), "a damaged file is bad input (exit 2)");
         return e;
     }
 
