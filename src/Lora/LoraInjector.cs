@@ -27,7 +27,7 @@ public static class LoraInjector
             var a = InitA(r, p.Module.InFeatures, options.InitLoraWeights, generator);
             using var b = zeros(p.Module.OutFeatures, r, dtype: ScalarType.Float32);
             var adapter = Attach(p, a, b, options.AlphaFor(p.Name), options.ScalingFor(p.Name), options.Dropout);
-            adapter.ComputeInInputDtype = options.ComputeInModelDtype;
+            adapter.ComputeInInputDtype = options.ComputeDtype == LoraComputeDtype.Model;
             a.Dispose(); // Attach copied it onto the weight's device
         }
         FreezeAllButAdapters(model);

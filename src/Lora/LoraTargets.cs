@@ -44,17 +44,17 @@ public sealed record LoraTargets
     public static LoraTargets FromPeftString(string value) =>
         string.Equals(value, AllLinearShorthand, StringComparison.OrdinalIgnoreCase) ? AllLinear : FromRegex(value);
 
-    /// <summary>Throws <see cref="ArgumentException"/> when the targets are empty or the regex is invalid.</summary>
-    public void Validate()
+    /// <summary>What is wrong with the targets (empty list, blank name, invalid regex); empty when usable.</summary>
+    public IEnumerable<string> Problems()
     {
         if (NameList != null)
         {
-            if (NameList.Count == 0) throw new ArgumentException("target_modules is an empty list: it would adapt nothing");
-            foreach (var n in NameList)
-                if (string.IsNullOrWhiteSpace(n)) throw new ArgumentException("target_modules contains an empty name");
+            if (NameList.Count == 0) return ["is an empty list: it would adapt nothing"];
+            if (NameList.Any(string.IsNullOrWhiteSpace)) return ["contains an empty name"];
+            return [];
         }
-        else if (Regex != null) PatternKeys.ValidateRegex(Regex, "target_modules");
-        else if (!IsAllLinear) throw new ArgumentException("target_modules is not set");
+        if (Regex != null) return PatternKeys.RegexProblems(Regex);
+        return IsAllLinear ? [] : ["is not set"];
     }
 
     /// <summary>Whether the module with this full name is targeted (before the layer filter).</summary>

@@ -21,10 +21,11 @@ public static class PatternKeys
         return null;
     }
 
-    /// <summary>Throws an <see cref="ArgumentException"/> naming the field when <paramref name="key"/> is not a valid regex.</summary>
-    public static void ValidateRegex(string key, string field)
+    /// <summary>Why <paramref name="pattern"/> is not a valid regular expression; empty when it is.</summary>
+    public static IEnumerable<string> RegexProblems(string pattern)
     {
-        try { _ = new Regex(key, RegexOptions.CultureInvariant); }
-        catch (ArgumentException e) { throw new ArgumentException($"{field} key \"{key}\" is not a valid regular expression: {e.Message}"); }
+        try { _ = new Regex(pattern, RegexOptions.CultureInvariant); }
+        catch (ArgumentException e) { return [$"\"{pattern}\" is not a valid regular expression: {e.Message}"]; }
+        return [];
     }
 }

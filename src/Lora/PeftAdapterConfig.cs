@@ -157,11 +157,11 @@ public static class PeftAdapterConfig
 
         var options = new LoraOptions
         {
-            Rank = rank, Alpha = alpha, Dropout = dropout, TargetModules = targets, LayersToTransform = layers,
+            Rank = rank, Alpha = alpha, Dropout = dropout, TargetModules = targets, LayersToTransform = layers?.ToList(),
             RankPattern = rankPattern, AlphaPattern = alphaPattern, UseRsLora = Get("use_rslora", false), InitLoraWeights = init,
         };
-        try { options.Validate(); }
-        catch (ArgumentException e) { throw new AdapterFormatException($"{path}: {e.Message}", e); }
+        if (options.Problems().ToList() is { Count: > 0 } problems)
+            throw new AdapterFormatException($"{path}: {string.Join("; ", problems)}");
         return (options, Get<string?>("base_model_name_or_path", null));
     }
 

@@ -30,7 +30,6 @@ public sealed class SftTrainer : IDisposable
     readonly ILogger _log;
 
     Qwen35ForCausalLM? _model;
-    LoraOptions? _lora;
     SftData? _data;
     AdamW? _optimizer;
     List<(string Name, Parameter Param)> _trainable = [];
@@ -61,29 +60,24 @@ public sealed class SftTrainer : IDisposable
         Directory.CreateDirectory(r.OutputDir);
         File.WriteAllText(Path.Combine(r.OutputDir, "recipe.yaml"), RecipeLoader.ToYaml(r));
 
-        // 2. Runtime: threads, seed, device, dtype. Seeding before the model makes random weights and LoRA init repeatable.
-        if (r.CpuThreads > 0) torch.set_num_threads(r.CpuThreads);
+        // 2. Session: model folder or builtin, tokenizer, dtype, device, threads, resolved once (see Session).
+        // Seeding before the model makes random weights and LoRA init repeatable.
+        var session = Session.Open(r.SessionOptions, _baseDir);
         torch.manual_seed(r.Schedule.Seed);
-        var device = ModelSetup.ResolveDevice(r.Device);
-        var dtype = ModelSetup.ResolveDtype(r.Precision);
-        if (device.type == DeviceType.CUDA) torch.backends.cuda.matmul.allow_tf32 = true;
+        if (session.Device.type == DeviceType.CUDA) torch.backends.cuda.matmul.allow_tf32 = true;
 
         // 3. Model, then the LoRA adapter on top: every base weight frozen, adapter parameters fp32 and trainable.
-        _model = ModelSetup.LoadModel(r.Model, _baseDir, dtype, device, r.Schedule.Seed, _log);
-        _lora = ModelSetup.ToLoraOptions(r.Lora);
-        var report = LoraInjector.Apply(_model, _lora, r.Schedule.Seed);
+        _model = session.LoadModel(_log, r.Schedule.Seed);
+        var report = LoraInjector.Apply(_model, r.Lora, r.Schedule.Seed);
         _log.Information("{Report}", report.Format().TrimEnd());
-        _trainable = ModelSetup.Trainable(_model);
+        _trainable = Session.Trainable(_model);
         _model.train();
 
         // 4. Tokenizer: the recipe's, else the model folder's; its ids must fit the model's vocabulary.
-        var tokenizerName = r.Tokenizer ?? (r.Model == ModelSetup.BuiltinTiny ? TokenizerLoader.BuiltInName : r.Model);
-        var tokenizer = TokenizerLoader.Load(tokenizerName == TokenizerLoader.BuiltInName ? tokenizerName : RecipeResolver.InputPath(tokenizerName, _baseDir));
-        if (tokenizer.VocabSize > _model.Config.VocabSize)
-            throw new InvalidDataException($"tokenizer '{tokenizerName}' has {tokenizer.VocabSize} tokens but the model's vocab_size is {_model.Config.VocabSize}");
+        var tokenizer = session.Tokenizer;
 
         // 5. Data: needs the tokenizer (encoding, pad id) and the schedule's micro-batch size and seed.
-        _data = SftData.Load(r, _baseDir, tokenizer, _log);
+        _data = SftData.Load(r.Data, r.Schedule.MicroBatchSize, r.Schedule.Seed, _baseDir, tokenizer, _log);
 
         // 6. Optimizer: AdamW over the LoRA parameters only (state in fp32 like the parameters).
         var s = r.Schedule;
@@ -94,8 +88,8 @@ public sealed class SftTrainer : IDisposable
         TotalSteps = s.MaxSteps ?? TrainLoop.StepsFor(_data, s.Epochs, s.GradAccum);
         var stepsPerEpoch = TrainLoop.StepsPerEpoch(_data.Count(0), s.GradAccum);
         _log.Information("schedule: {Steps} optimizer steps ({PerEpoch} per epoch), {Micro} micro-batches of {Rows} rows x grad_accum {GA}, lr {Lr} {Kind}, warmup {Warmup}",
-            TotalSteps, stepsPerEpoch, _data.Count(0), s.MicroBatchSize, s.GradAccum, s.LearningRate, s.LrScheduler,
-            LrSchedule.WarmupFor(s.WarmupSteps, s.WarmupRatio, TotalSteps));
+            TotalSteps, stepsPerEpoch, _data.Count(0), s.MicroBatchSize, s.GradAccum, s.LearningRate, OptionNames.Name(s.LrScheduler),
+            s.WarmupFor(TotalSteps));
     }
 
     /// <summary>
@@ -109,8 +103,7 @@ public sealed class SftTrainer : IDisposable
         var r = _recipe;
         var s = r.Schedule;
         var wall = Stopwatch.StartNew();
-        var schedule = new LrSchedule(s.LearningRate, LrSchedule.WarmupFor(s.WarmupSteps, s.WarmupRatio, TotalSteps), TotalSteps,
-            s.LrScheduler, s.MinLrRatio);
+        var schedule = s.LrScheduleFor(TotalSteps);
         var hash = RecipeLoader.Hash(r);
         var options = new TrainLoopOptions
         {
@@ -145,7 +138,7 @@ public sealed class SftTrainer : IDisposable
         if (result.Completed)
         {
             adapterDir = Path.Combine(r.OutputDir, "adapter");
-            foreach (var warning in PeftAdapter.Save(adapterDir, _model!, _lora!, r.Model))
+            foreach (var warning in PeftAdapter.Save(adapterDir, _model!, r.Lora, r.Model))
                 _log.Warning("adapter portability: {Warning}", warning);
             WriteText(Path.Combine(adapterDir, "README.md"), ModelCard(result, first, last));
             _log.Information("adapter written to {Dir}", adapterDir);
@@ -155,7 +148,7 @@ public sealed class SftTrainer : IDisposable
         return new TrainRunResult(result, adapterDir, first, last, wall.Elapsed.TotalSeconds);
     }
 
-    void SaveAdapter(string dir) => PeftAdapter.Save(dir, _model!, _lora!, _recipe.Model);
+    void SaveAdapter(string dir) => PeftAdapter.Save(dir, _model!, _recipe.Lora, _recipe.Model);
 
     /// <summary>A Hugging Face style model card: what was trained on what, how, and how well.</summary>
     string ModelCard(TrainResult result, double? first, double? last)
@@ -178,13 +171,13 @@ public sealed class SftTrainer : IDisposable
         sb.AppendLine(ci, $"- train: {string.Join(", ", r.Data.Train)} ({_data!.TrainExamples} examples, {_data.TrainTokens} tokens)");
         sb.AppendLine(ci, $"- eval: {(r.Data.Eval ?? $"{r.Data.EvalSplit:P0} stratified split of train")} ({_data.EvalExamples} examples)");
         sb.AppendLine(ci, $"- categories: {string.Join(", ", _data.TrainReport.KeptPerCategory.Select(kv => $"{kv.Key} ({kv.Value})"))}");
-        sb.AppendLine(ci, $"- max_length {r.Data.MaxLength} ({r.Data.Truncation}), packing {(r.Data.Packing ? $"on, rows of {r.Data.PackLength ?? r.Data.MaxLength}" : "off")}, train_think_block {r.Data.TrainThinkBlock.ToString().ToLowerInvariant()}, assistant_turns {r.Data.AssistantTurns}");
+        sb.AppendLine(ci, $"- max_length {r.Data.MaxLength} ({OptionNames.Name(r.Data.Truncation)}), packing {(r.Data.Packing ? $"on, rows of {r.Data.RowLength()}" : "off")}, train_think_block {r.Data.TrainThinkBlock.ToString().ToLowerInvariant()}, assistant_turns {OptionNames.Name(r.Data.AssistantTurns)}");
         sb.AppendLine();
         sb.AppendLine("## Hyperparameters");
-        sb.AppendLine(ci, $"- LoRA: r {r.Lora.Rank}, alpha {r.Lora.Alpha}, dropout {r.Lora.Dropout}, targets {string.Join(", ", r.Lora.TargetModules)}{(r.Lora.UseRsLora ? ", rsLoRA" : "")}");
+        sb.AppendLine(ci, $"- LoRA: r {r.Lora.Rank}, alpha {r.Lora.Alpha}, dropout {r.Lora.Dropout}, targets {r.Lora.TargetModules}{(r.Lora.UseRsLora ? ", rsLoRA" : "")}");
         sb.AppendLine(ci, $"- optimizer: AdamW lr {r.Schedule.LearningRate}, betas ({r.Schedule.Beta1}, {r.Schedule.Beta2}), weight decay {r.Schedule.WeightDecay}, max grad norm {r.Schedule.MaxGradNorm}");
-        sb.AppendLine(ci, $"- schedule: {r.Schedule.LrScheduler}, {TotalSteps} steps, warmup {LrSchedule.WarmupFor(r.Schedule.WarmupSteps, r.Schedule.WarmupRatio, TotalSteps)}, micro-batch {r.Schedule.MicroBatchSize} x grad_accum {r.Schedule.GradAccum}, seed {r.Schedule.Seed}");
-        sb.AppendLine(ci, $"- precision {r.Precision} on {r.Device}, activation checkpointing {r.ActivationCheckpointing.ToString().ToLowerInvariant()}");
+        sb.AppendLine(ci, $"- schedule: {OptionNames.Name(r.Schedule.LrScheduler)}, {TotalSteps} steps, warmup {r.Schedule.WarmupFor(TotalSteps)}, micro-batch {r.Schedule.MicroBatchSize} x grad_accum {r.Schedule.GradAccum}, seed {r.Schedule.Seed}");
+        sb.AppendLine(ci, $"- precision {OptionNames.Name(r.Precision)} on {r.Device}, activation checkpointing {r.ActivationCheckpointing.ToString().ToLowerInvariant()}");
         sb.AppendLine();
         sb.AppendLine("## Results");
         sb.AppendLine(ci, $"- train loss: {first:F4} (first step) -> {last:F4} (last step)");

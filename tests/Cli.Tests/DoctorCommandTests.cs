@@ -35,7 +35,7 @@ public class DoctorCommandTests
         File.Copy(Path.Combine(NativeDir, "libc10.so"), Path.Combine(dir, "libc10.so"));
         var json = Path.Combine(dir, "doctor.json");
         var (code, stdout, _) = Invoke("doctor", "--libtorch", dir, "--json", json);
-        Assert.That(code, Is.EqualTo(VerifyCommand.ChecksFailed), stdout);
+        Assert.That(code, Is.EqualTo(CliErrors.CheckFailed), stdout);
         var missing = JsonDocument.Parse(File.ReadAllText(json)).RootElement.GetProperty("given_symbols_missing")
             .EnumerateArray().Select(e => e.GetString()).ToList();
         Assert.That(missing, Does.Contain("_ZN2at4_ops12index_select4callERKNS_6TensorElS4_"));

@@ -55,7 +55,7 @@ public class VerifyCommandTests
 
         var json = Path.Combine(dir, "verify.json");
         var (code, stdout, _) = Invoke("verify", "--golden", dir, "--json", json);
-        Assert.That(code, Is.EqualTo(VerifyCommand.ChecksFailed), stdout);
+        Assert.That(code, Is.EqualTo(CliErrors.CheckFailed), stdout);
         Assert.That(stdout, Does.Contain("FAIL").And.Contain("checks FAILED"));
         var failed = Checks(json).GetProperty("checks").EnumerateArray().Where(r => !r.GetProperty("passed").GetBoolean())
             .Select(r => r.GetProperty("name").GetString()).ToList();

@@ -1,3 +1,5 @@
+using Qwen35.Lora;
+using Qwen35.Models;
 using Qwen35.Models.Config;
 using Qwen35.Training.Bench;
 using Qwen35.Training.Loop;
@@ -52,8 +54,8 @@ public class BenchTests
         var report = Benchmark.Run(new BenchOptions
         {
             // bf16 base with the LoRA matmuls in bf16 (lora.compute_dtype: model): the GPU configuration, on the CPU.
-            Config = Qwen35TextConfig.Tiny(), ShapeName = "tiny", Sequence = 32, Steps = 1, Checkpointing = true, Precision = "bf16",
-            Lora = BenchOptions.DefaultLora(4) with { ComputeInModelDtype = true }, ProfileSteps = 2,
+            Config = Qwen35TextConfig.Tiny(), ShapeName = "tiny", Sequence = 32, Steps = 1, Checkpointing = true, Precision = Precision.Bf16,
+            Lora = BenchOptions.DefaultLora(4) with { ComputeDtype = LoraComputeDtype.Model }, ProfileSteps = 2,
         }, Serilog.Core.Logger.None);
         var profile = report.Profile!;
         Assert.That(profile.Sum(p => p.Share), Is.EqualTo(1.0).Within(1e-9));

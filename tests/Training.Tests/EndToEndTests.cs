@@ -42,7 +42,7 @@ public class EndToEndTests
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(adapter, "adapter_config.json")))!;
         Assert.That((int)config["r"]!, Is.EqualTo(recipe.Lora.Rank));
         Assert.That((double)config["lora_alpha"]!, Is.EqualTo(recipe.Lora.Alpha));
-        Assert.That(config["target_modules"]!.AsArray().Select(n => (string)n!), Is.EquivalentTo(recipe.Lora.TargetModules));
+        Assert.That(config["target_modules"]!.AsArray().Select(n => (string)n!), Is.EquivalentTo(recipe.Lora.TargetModules.NameList!));
 
         var metrics = MetricsWriter.Read(Path.Combine(output, "metrics.jsonl"));
         Assert.That(metrics.Select(m => m.Step), Is.EqualTo(Enumerable.Range(1, 8)));

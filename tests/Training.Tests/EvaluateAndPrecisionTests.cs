@@ -43,7 +43,7 @@ public class EvaluateAndPrecisionTests
         using var scope = NewDisposeScope();
         using var model = Qwen35ForCausalLM.CreateRandom(Qwen35TextConfig.Tiny(), 3, ScalarType.BFloat16);
         LoraInjector.Apply(model, new LoraOptions { Rank = 4, Alpha = 8, TargetModules = LoraTargets.Names("q_proj", "in_proj_qkv", "down_proj") }, 3);
-        var trainable = ModelSetup.Trainable(model);
+        var trainable = Session.Trainable(model);
         Assert.That(trainable.All(p => p.Param.dtype == ScalarType.Float32), "adapters stay fp32");
         var batch = TinySetup.Batch(new Generator(4), [16, 12], [8, 8]);
         // lora_B starts at zero, so only lora_B gets a gradient in the first step; that is enough to see the flow.

@@ -37,7 +37,7 @@ public class GoldenLoraGradientTests
         Assert.That(sum / batch.TargetCount, Is.EqualTo(expected["lora"]!["loss"]!.GetValue<double>()).Within(1e-5));
 
         using var grads = SafeTensorsFile.Open(Path.Combine(golden, "expected_lora_grads.safetensors"));
-        var trainable = ModelSetup.Trainable(model).ToDictionary(p => p.Name, p => p.Param);
+        var trainable = Session.Trainable(model).ToDictionary(p => p.Name, p => p.Param);
         Assert.That(trainable.Count, Is.EqualTo(grads.Tensors.Count));
         foreach (var key in grads.Tensors.Keys)
         {

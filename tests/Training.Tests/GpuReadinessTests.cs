@@ -115,7 +115,7 @@ public class GpuReadinessTests
         using var model = Qwen35ForCausalLM.CreateRandom(Qwen35TextConfig.Tiny(), 5, ScalarType.BFloat16);
         LoraInjector.Apply(model, new LoraOptions { Rank = 4, Alpha = 8, Dropout = 0.1, TargetModules = LoraTargets.AllLinear }, 5);
         model.train();
-        var trainable = ModelSetup.Trainable(model);
+        var trainable = Session.Trainable(model);
         var parameters = trainable.Select(p => p.Param).ToList();
         using var optimizer = torch.optim.AdamW(parameters, lr: 1e-2);
         var mb = PackedBatch(new Generator(15));
@@ -145,7 +145,7 @@ public class GpuReadinessTests
 
         var report = Benchmark.Run(new BenchOptions
         {
-            Config = Qwen35TextConfig.Tiny(), ShapeName = "tiny", Sequence = 16, Steps = 1, Precision = "bf16",
+            Config = Qwen35TextConfig.Tiny(), ShapeName = "tiny", Sequence = 16, Steps = 1, Precision = Precision.Bf16,
             Lora = BenchOptions.DefaultLora(4),
         }, Serilog.Core.Logger.None);
         Assert.That(report.StepSeconds, Has.Count.EqualTo(1));

@@ -24,7 +24,7 @@ public class TrainLoopTests
         var optimizer = torch.optim.AdamW(trainable.Select(p => p.Param), lr: 1e-2, weight_decay: 0.01);
         var options = new TrainLoopOptions
         {
-            TotalSteps = totalSteps, GradAccum = 2, Schedule = new LrSchedule(1e-2, 2, totalSteps, "cosine"),
+            TotalSteps = totalSteps, GradAccum = 2, Schedule = new LrSchedule(1e-2, 2, totalSteps, LrSchedulerKind.Cosine),
             OutputDir = outputDir, SaveEvery = saveEvery, KeepLast = keepLast, EvalEvery = 4, Seed = seed,
         };
         var loop = new TrainLoop(model, trainable, optimizer, new TinySetup.ListSource(data, seed), eval, ["a", "b"],
@@ -103,7 +103,7 @@ public class TrainLoopTests
         long? after10 = null;
         var options = new TrainLoopOptions
         {
-            TotalSteps = 200, GradAccum = 2, Schedule = new LrSchedule(1e-3, 0, 200, "constant"),
+            TotalSteps = 200, GradAccum = 2, Schedule = new LrSchedule(1e-3, 0, 200, LrSchedulerKind.Constant),
             OutputDir = TestPaths.TempDir("mem"), LogEvery = 50,
         };
         var loop = new TrainLoop(model, trainable, optimizer, new TinySetup.ListSource(data, 1), [], [], options, Quiet, _ => { })

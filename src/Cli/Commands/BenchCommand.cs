@@ -1,5 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
+using Qwen35.Lora;
+using Qwen35.Models;
 using Qwen35.Training;
 using Qwen35.Training.Bench;
 using Qwen35.Training.Observability;
@@ -53,9 +55,8 @@ public static class BenchCommand
         {
             recipe, set, shape, layers, seq, batch, steps, device, dtype, ckpt, rank, peak, targets, json, profile, loraCompute, documents,
         };
-        cmd.SetAction(pr =>
+        cmd.SetAction(pr => CliErrors.Run("bench", pr.InvocationConfiguration.Error, () =>
         {
-            try
             {
                 using var log = TrainLogging.Create(null, LogEventLevel.Information);
                 BenchOptions options;
@@ -63,14 +64,15 @@ public static class BenchCommand
                 {
                     var resolved = RecipeResolver.Resolve(name);
                     var r = RecipeLoader.Parse(resolved.Text, resolved.Source, pr.GetValue(set) ?? []);
-                    var config = r.Model == ModelSetup.BuiltinTiny ? PublishedShapes.Get("tiny", pr.GetValue(layers))
+                    var config = r.Model == Session.BuiltinTiny ? PublishedShapes.Get("tiny", pr.GetValue(layers))
                         : ConfigFromFolder(RecipeResolver.InputPath(r.Model, resolved.BaseDir), pr.GetValue(layers));
                     options = new BenchOptions
                     {
-                        Config = config, ShapeName = r.Model, Sequence = pr.GetValue(seq) ?? (r.Data.Packing ? r.Data.PackLength ?? r.Data.MaxLength : r.Data.MaxLength),
+                        Config = config, ShapeName = r.Model, Sequence = pr.GetValue(seq) ?? r.Data.RowLength(),
                         Batch = pr.GetValue(batch) ?? r.Schedule.MicroBatchSize, Steps = pr.GetValue(steps),
-                        Device = pr.GetValue(device) ?? r.Device, Precision = pr.GetValue(dtype) ?? r.Precision,
-                        Checkpointing = pr.GetValue(ckpt) || r.ActivationCheckpointing, Lora = ModelSetup.ToLoraOptions(r.Lora),
+                        Device = pr.GetValue(device) ?? r.Device,
+                        Precision = pr.GetValue(dtype) is { } d ? OptionNames.Parse<Precision>(d, "--dtype") : r.Precision,
+                        Checkpointing = pr.GetValue(ckpt) || r.ActivationCheckpointing, Lora = r.Lora,
                         PeakTflops = pr.GetValue(peak), Seed = r.Schedule.Seed,
                     };
                 }
@@ -82,7 +84,8 @@ public static class BenchCommand
                     {
                         Config = PublishedShapes.Get(s, pr.GetValue(layers) ?? (s == "tiny" ? null : 4)), ShapeName = s,
                         Sequence = pr.GetValue(seq) ?? 4096, Batch = pr.GetValue(batch) ?? 1, Steps = pr.GetValue(steps),
-                        Device = dev, Precision = pr.GetValue(dtype) ?? (dev == "cuda" ? "bf16" : "fp32"),
+                        Device = dev,
+                        Precision = pr.GetValue(dtype) is { } d ? OptionNames.Parse<Precision>(d, "--dtype") : dev.StartsWith("cuda", StringComparison.Ordinal) ? Precision.Bf16 : Precision.Fp32,
                         Checkpointing = pr.GetValue(ckpt), PeakTflops = pr.GetValue(peak),
                         Lora = BenchOptions.DefaultLora(r) with { TargetModules = ParseTargets(pr.GetValue(targets)!) },
                     };
@@ -94,14 +97,7 @@ public static class BenchCommand
                 }
                 options = options with { ProfileSteps = pr.GetValue(profile), Documents = pr.GetValue(documents) };
                 if (pr.GetValue(loraCompute) is { } compute)
-                {
-                    if (compute is not ("fp32" or "model"))
-                    {
-                        Console.Error.WriteLine($"bench: --lora-compute '{compute}' is not one of fp32, model");
-                        return 1;
-                    }
-                    options = options with { Lora = options.Lora with { ComputeInModelDtype = compute == "model" } };
-                }
+                    options = options with { Lora = options.Lora with { ComputeDtype = OptionNames.Parse<LoraComputeDtype>(compute, "--lora-compute") } };
                 if (options.Steps < 1 || options.Sequence < 2 || options.Batch < 1 || options.ProfileSteps < 0
                     || options.Documents < 1 || options.Sequence / options.Documents < 2)
                 {
@@ -112,11 +108,7 @@ public static class BenchCommand
                 if (pr.GetValue(json)) PrintJson(report); else Print(report);
                 return 0;
             }
-            catch (Exception e)
-            {
-                return TrainErrors.Report(e);
-            }
-        });
+        }));
         return cmd;
     }
 
@@ -138,8 +130,8 @@ public static class BenchCommand
         {
             ["side"] = "qwen35-trainer (TorchSharp)",
             ["shape"] = o.ShapeName, ["layers"] = o.Config.NumHiddenLayers, ["seq"] = o.Sequence, ["documents"] = o.Documents, ["batch"] = o.Batch,
-            ["steps"] = o.Steps, ["device"] = o.Device, ["dtype"] = o.Precision, ["checkpointing"] = o.Checkpointing,
-            ["lora_r"] = o.Lora.Rank, ["lora_alpha"] = o.Lora.Alpha, ["lora_compute"] = o.Lora.ComputeInModelDtype ? "model" : "fp32", ["trainable_params"] = b.LoraParameters,
+            ["steps"] = o.Steps, ["device"] = o.Device, ["dtype"] = OptionNames.Name(o.Precision), ["checkpointing"] = o.Checkpointing,
+            ["lora_r"] = o.Lora.Rank, ["lora_alpha"] = o.Lora.Alpha, ["lora_compute"] = OptionNames.Name(o.Lora.ComputeDtype), ["trainable_params"] = b.LoraParameters,
             ["matmul_params_N"] = b.Flops.MatmulParams, ["flops_per_token"] = b.Flops.PerToken,
             ["trained_tokens_per_step"] = b.TrainedTokens, ["step_times_s"] = b.StepSeconds, ["step_time_s"] = b.MeanStepSeconds, ["tokens_per_s"] = b.TokensPerSecond,
             ["peak_memory"] = b.PeakMemory, ["peak_memory_gib"] = b.PeakMemoryMib / 1024, ["mfu"] = b.Mfu, ["peak_tflops"] = b.PeakTflops,
@@ -157,7 +149,7 @@ public static class BenchCommand
         var ci = CultureInfo.InvariantCulture;
         var o = b.Options;
         Console.WriteLine(string.Create(ci, $"shape: {o.ShapeName}, {o.Config.NumHiddenLayers} layers, hidden {o.Config.HiddenSize}, vocab {o.Config.VocabSize}"));
-        Console.WriteLine(string.Create(ci, $"setup: {o.Device} {o.Precision}, batch {o.Batch} x seq {o.Sequence}{(o.Documents > 1 ? $" ({o.Documents} documents per row)" : "")}, checkpointing {o.Checkpointing.ToString().ToLowerInvariant()}, LoRA r{o.Lora.Rank} ({b.LoraParameters:N0} params, {(o.Lora.ComputeInModelDtype ? "model-dtype" : "fp32")} matmuls)"));
+        Console.WriteLine(string.Create(ci, $"setup: {o.Device} {OptionNames.Name(o.Precision)}, batch {o.Batch} x seq {o.Sequence}{(o.Documents > 1 ? $" ({o.Documents} documents per row)" : "")}, checkpointing {o.Checkpointing.ToString().ToLowerInvariant()}, LoRA r{o.Lora.Rank} ({b.LoraParameters:N0} params, {(o.Lora.ComputeDtype == LoraComputeDtype.Model ? "model-dtype" : "fp32")} matmuls)"));
         Console.WriteLine(string.Create(ci, $"step_s: {string.Join(" ", b.StepSeconds.Select(s => s.ToString("F3", ci)))} (mean {b.MeanStepSeconds:F3}{(b.StepSeconds.Count >= 2 ? ", first excluded" : "")})"));
         Console.WriteLine(string.Create(ci, $"tokens_per_s: {b.TokensPerSecond:F1}"));
         Console.WriteLine($"peak_memory: {b.PeakMemory}");

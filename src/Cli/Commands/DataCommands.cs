@@ -36,7 +36,7 @@ static class DataCommands
         {
             dataOpt, tokOpt, jsonOpt, maxLenOpt,
         };
-        cmd.SetAction(pr => CliErrors.Guard(() =>
+        cmd.SetAction(pr => CliErrors.Run("data", Console.Error, () =>
         {
             var tokenizer = pr.GetValue(tokOpt) is { } t ? TokenizerLoader.Load(t) : null;
             var inspection = DatasetInspector.Inspect(pr.GetValue(dataOpt)!, tokenizer, maxLength: pr.GetValue(maxLenOpt));
@@ -61,7 +61,7 @@ static class DataCommands
         {
             recipeOpt, dataOpt, tokOpt, nOpt, thinkOpt, lastOpt, overlapOpt, refusalOpt, colorOpt,
         };
-        cmd.SetAction(pr => CliErrors.Guard(() =>
+        cmd.SetAction(pr => CliErrors.Run("data", Console.Error, () =>
         {
             var data = pr.GetValue(dataOpt);
             var tokenizer = pr.GetValue(tokOpt);
@@ -94,11 +94,12 @@ static class DataCommands
                     ? (t == TokenizerLoader.BuiltInName ? t : RecipeResolver.InputPath(t, resolved.BaseDir))
                     : recipe.Model.StartsWith("builtin", StringComparison.Ordinal) ? TokenizerLoader.BuiltInName : RecipeResolver.InputPath(recipe.Model, resolved.BaseDir);
                 var d = recipe.Data;
-                var recipeMask = new MaskOptions(
-                    TrainThinkBlock: d.TrainThinkBlock || pr.GetValue(thinkOpt),
-                    AssistantTurns: d.AssistantTurns == "last" || pr.GetValue(lastOpt) ? AssistantTurns.Last : AssistantTurns.All,
-                    SeamRule: d.SeamRule == "overlap" || pr.GetValue(overlapOpt) ? SeamRule.Overlap : SeamRule.Within,
-                    RtoRefusal: d.RtoRefusal);
+                var recipeMask = d.Mask() with
+                {
+                    TrainThinkBlock = d.TrainThinkBlock || pr.GetValue(thinkOpt),
+                    AssistantTurns = pr.GetValue(lastOpt) ? AssistantTurns.Last : d.AssistantTurns,
+                    SeamRule = pr.GetValue(overlapOpt) ? SeamRule.Overlap : d.SeamRule,
+                };
                 DataPreview.Run(new DataPreviewOptions(data, tokenizer, recipeMask, pr.GetValue(nOpt), pr.GetValue(colorOpt)), Console.Out);
                 return CliErrors.Ok;
             }
@@ -128,9 +129,9 @@ static class DataCommands
         {
             dataOpt, outOpt, rgOpt, skipOpt,
         };
-        cmd.SetAction(pr => CliErrors.Guard(() =>
+        cmd.SetAction(pr => CliErrors.Run("data", Console.Error, () =>
         {
-            var read = DatasetReader.Read(pr.GetValue(dataOpt)!, new DatasetReadOptions(OnError: pr.GetValue(skipOpt) ? BadRowPolicy.Skip : BadRowPolicy.FailFast));
+            var read = DatasetReader.Read(pr.GetValue(dataOpt)!, new DatasetReadOptions(OnError: pr.GetValue(skipOpt) ? BadRowPolicy.Skip : BadRowPolicy.Fail));
             foreach (var e in read.Errors) Console.Error.WriteLine("skipped " + e);
             var output = pr.GetValue(outOpt)!;
             if (output.EndsWith(".parquet", StringComparison.OrdinalIgnoreCase))
@@ -155,7 +156,7 @@ static class DataCommands
         var inputOpt = new Option<string>("--input") { Description = "Text file to encode (default: a built-in mixed Japanese/English corpus)." };
         var secondsOpt = new Option<double>("--seconds") { Description = "Minimum measuring time.", DefaultValueFactory = _ => 2.0 };
         var cmd = new Command("bench-tokenizer", "Tokenizer throughput in tokens/s.") { tokOpt, inputOpt, secondsOpt };
-        cmd.SetAction(pr => CliErrors.Guard(() => TokenizeCommand.RunBench(pr.GetValue(tokOpt)!, pr.GetValue(inputOpt), pr.GetValue(secondsOpt))));
+        cmd.SetAction(pr => CliErrors.Run("data", Console.Error, () => TokenizeCommand.RunBench(pr.GetValue(tokOpt)!, pr.GetValue(inputOpt), pr.GetValue(secondsOpt))));
         return cmd;
     }
 }

@@ -33,7 +33,7 @@ public static class DoctorCommand
             var text = value is IReadOnlyCollection<string> list ? list.Count.ToString() : value?.ToString() ?? "-";
             stdout.WriteLine($"{label,-22} {text}");
         }
-        return CliErrors.Guard("doctor", stderr, () =>
+        return CliErrors.Run("doctor", stderr, () =>
         {
             Say("dotnet", $"{RuntimeInformation.FrameworkDescription} on {RuntimeInformation.OSDescription} ({RuntimeInformation.ProcessArchitecture})", ".NET");
             Say("torchsharp", typeof(torch).Assembly.GetName().Version?.ToString(), "TorchSharp");
@@ -64,7 +64,7 @@ public static class DoctorCommand
                 Say("cudnn_available", torch.cuda.is_cudnn_available(), "cuDNN available");
                 var smoke = SmokeTest(CUDA);
                 Say("cuda_smoke", smoke ?? "ok", "CUDA smoke test");
-                if (smoke is not null) code = Math.Max(code, VerifyCommand.ChecksFailed);
+                if (smoke is not null) code = Math.Max(code, CliErrors.CheckFailed);
             }
             Write(jsonPath, findings);
             return code;
@@ -79,7 +79,7 @@ public static class DoctorCommand
         say($"{which}_symbols_missing", c.Missing, "  symbols missing");
         foreach (var s in c.Missing.Take(40)) stdout.WriteLine($"    {s}");
         if (c.Missing.Count > 40) stdout.WriteLine($"    ... {c.Missing.Count - 40} more (--json lists all)");
-        return c.Compatible ? 0 : VerifyCommand.ChecksFailed;
+        return c.Compatible ? 0 : CliErrors.CheckFailed;
     }
 
     /// <summary>A matmul in fp32 and bf16 and a backward on the device, checked against the known answer; null when

@@ -4,6 +4,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using Qwen35.Data;
 using Qwen35.Models;
+using Qwen35.Training;
 using Qwen35.Models.Generation;
 using static TorchSharp.torch;
 
@@ -20,8 +21,7 @@ public static class GenerateCommand
 {
     /// <summary>Everything the verb was asked to do; options not given are null.</summary>
     public sealed record Request(
-        string ModelDir,
-        string? AdapterDir = null,
+        SessionOptions Session,
         string? Prompt = null,
         string? PromptIds = null,
         bool Chat = false,
@@ -34,15 +34,12 @@ public static class GenerateCommand
         double? TopP = null,
         long? Seed = null,
         string? StopIds = null,
-        bool Json = false,
-        string Dtype = "float32",
-        string Device = "cpu");
+        bool Json = false);
 
     public static Command Build()
     {
-        var model = new Option<DirectoryInfo>("--model") { Description = "Hugging Face Qwen3.5 folder (config.json + safetensors; tokenizer.json for --prompt)", Required = true };
-        var adapter = new Option<DirectoryInfo?>("--adapter") { Description = "PEFT LoRA adapter folder to apply before generating" };
-        var prompt = new Option<string?>("--prompt") { Description = "Prompt text, encoded with the model folder's tokenizer.json (as-is unless --chat)" };
+        var session = new SessionFlags();
+        var prompt = new Option<string?>("--prompt") { Description = "Prompt text, encoded with the tokenizer (as-is unless --chat)" };
         var promptIds = new Option<string?>("--prompt-ids") { Description = "Prompt as comma-separated token ids, e.g. 1,2,3 (no tokenizer needed)" };
         var chat = new Option<bool>("--chat") { Description = "Render --prompt as one user turn of the Qwen3.5 chat template, with the assistant generation prompt" };
         var system = new Option<string?>("--system") { Description = "System message for --chat" };
@@ -55,17 +52,16 @@ public static class GenerateCommand
         var seed = new Option<long?>("--seed") { Description = "Seed of the sampler, for repeatable sampling (implies sampling)" };
         var stopIds = new Option<string?>("--stop-ids") { Description = "Extra comma-separated stop token ids (added to the config's eos ids and the tokenizer's <|im_end|>/<|endoftext|>)" };
         var json = new Option<bool>("--json") { Description = "Print one JSON object {\"new_tokens\", \"text\", \"finish_reason\"}" };
-        var dtype = new Option<string>("--dtype") { Description = "float32 (default) or bfloat16", DefaultValueFactory = _ => "float32" };
-        var device = new Option<string>("--device") { Description = "cpu (default) or cuda[:N]", DefaultValueFactory = _ => "cpu" };
         var cmd = new Command("generate", "Generate a continuation of a prompt with a model (and optional LoRA adapter).")
         {
-            model, adapter, prompt, promptIds, chat, system, thinking, maxNew, greedy, temperature, topK, topP, seed, stopIds, json, dtype, device,
+            prompt, promptIds, chat, system, thinking, maxNew, greedy, temperature, topK, topP, seed, stopIds, json,
         };
+        session.AddTo(cmd);
         cmd.SetAction(pr => Run(new Request(
-                pr.GetValue(model)!.FullName, pr.GetValue(adapter)?.FullName, pr.GetValue(prompt), pr.GetValue(promptIds),
+                session.Read(pr), pr.GetValue(prompt), pr.GetValue(promptIds),
                 pr.GetValue(chat), pr.GetValue(system), pr.GetValue(thinking), pr.GetValue(maxNew), pr.GetValue(greedy),
                 pr.GetValue(temperature), pr.GetValue(topK), pr.GetValue(topP), pr.GetValue(seed), pr.GetValue(stopIds),
-                pr.GetValue(json), pr.GetValue(dtype)!, pr.GetValue(device)!),
+                pr.GetValue(json)),
             pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error));
         return cmd;
     }
@@ -87,77 +83,53 @@ public static class GenerateCommand
             return 1;
         }
 
-        try
+        return CliErrors.Run("generate", stderr, () =>
         {
-            var dtype = CliParsing.Dtype(r.Dtype);
-            var device = CliParsing.Device(r.Device);
+            using var log = CliLog.For("generate", stderr);
+            var session = Session.Open(r.Session);
             // The tokenizer comes first: a text prompt without one fails before the (possibly large) model loads.
-            var tokenizer = File.Exists(Path.Combine(r.ModelDir, "tokenizer.json")) ? QwenTokenizer.FromFolder(r.ModelDir) : null;
-            if (ids is null)
+            var tokenizer = session.TokenizerIfAny;
+            if (ids is null && tokenizer is null)
+                throw new UserInputException($"{session.ModelDir} has no tokenizer.json, so --prompt cannot be encoded; name one with " +
+                                             "--tokenizer DIR, or give the prompt as token ids with --prompt-ids 1,2,3");
+            ids ??= tokenizer!.Encode(r.Chat ? ChatPrompt(r) : r.Prompt!);
+
+            using var model = session.LoadModel(log);
+            model.eval();
+            int vocab = (int)model.Config.VocabSize;
+            var source = session.ModelDir ?? Session.BuiltinTiny;
+            CheckInVocabulary(ids, vocab, r.PromptIds is null ? "the encoded --prompt" : "--prompt-ids", source);
+            CheckInVocabulary(extraStops, vocab, "--stop-ids", source);
+
+            // Stop on the config's eos ids, the tokenizer's end-of-turn/end-of-text ids and anything asked for.
+            var stops = model.Config.EosTokenIds.Concat(tokenizer?.StopIds ?? []).Concat(extraStops)
+                .Where(id => id >= 0 && id < vocab).Distinct().ToArray();
+            int pad = tokenizer is not null && tokenizer.PadId < vocab ? tokenizer.PadId : 0;
+            options = options with { StopTokenIds = stops, PadTokenId = pad };
+            log.Information("prompt {Tokens} tokens, stop ids [{Stops}], {Mode}", ids.Length, string.Join(",", stops),
+                options.DoSample ? $"sampling (temperature {options.Temperature}, top-k {options.TopK}, top-p {options.TopP}, seed {options.Seed?.ToString() ?? "random"})" : "greedy");
+
+            using var stepModel = new Qwen35StepModel(model);
+            var timed = new TimedStepModel(stepModel);
+            var result = new Qwen35.Models.Generation.Generator(timed).Generate([ids], options);
+            var newTokens = result.NewTokens[0];
+            var stopped = result.FinishReasons[0] == FinishReason.StopToken;
+            log.Information("{Timing}", timed.Summary(ids.Length));
+
+            string? text = null;
+            if (tokenizer is not null)
             {
-                if (tokenizer is null)
-                    throw new FileNotFoundException($"{r.ModelDir} has no tokenizer.json, so --prompt cannot be encoded; " +
-                                                    "give the prompt as token ids with --prompt-ids 1,2,3");
-                ids = tokenizer.Encode(r.Chat ? ChatPrompt(r) : r.Prompt!);
+                // The text leaves out the stop token (finish_reason says it was produced) and ids the tokenizer
+                // does not know (a model's vocabulary is often padded past the tokenizer's), as transformers does.
+                var body = stopped ? newTokens[..^1] : newTokens;
+                var known = body.Where(id => Decodable(tokenizer, id)).ToArray();
+                if (known.Length < body.Length)
+                    log.Warning("{Count} generated id(s) have no token in the tokenizer and are left out of the text", body.Length - known.Length);
+                text = tokenizer.Decode(known);
             }
-
-            stderr.WriteLine($"generate: loading {r.ModelDir} ({dtype} on {device})");
-            var (model, report) = Qwen35ForCausalLM.FromPretrained(r.ModelDir, dtype, device);
-            using (model)
-            {
-                stderr.WriteLine($"generate: {report}");
-                if (r.AdapterDir is not null)
-                {
-                    var loaded = Qwen35.Lora.LoraInjector.LoadAdapter(model, r.AdapterDir);
-                    stderr.WriteLine($"generate: adapter {r.AdapterDir} attached to {loaded.Report.Modules.Count} projections");
-                    foreach (var w in loaded.Warnings) stderr.WriteLine($"generate: warning: {w}");
-                }
-                model.eval();
-                int vocab = (int)model.Config.VocabSize;
-                CheckInVocabulary(ids, vocab, r.PromptIds is null ? "the encoded --prompt" : "--prompt-ids", r.ModelDir);
-                CheckInVocabulary(extraStops, vocab, "--stop-ids", r.ModelDir);
-
-                // Stop on the config's eos ids, the tokenizer's end-of-turn/end-of-text ids and anything asked for.
-                var stops = model.Config.EosTokenIds.Concat(tokenizer?.StopIds ?? []).Concat(extraStops)
-                    .Where(id => id >= 0 && id < vocab).Distinct().ToArray();
-                int pad = tokenizer is not null && tokenizer.PadId < vocab ? tokenizer.PadId : 0;
-                options = options with { StopTokenIds = stops, PadTokenId = pad };
-                stderr.WriteLine($"generate: prompt {ids.Length} tokens, stop ids [{string.Join(",", stops)}], " +
-                                 (options.DoSample ? $"sampling (temperature {options.Temperature}, top-k {options.TopK}, top-p {options.TopP}, seed {options.Seed?.ToString() ?? "random"})" : "greedy"));
-
-                using var session = new Qwen35StepModel(model);
-                var timed = new TimedStepModel(session);
-                var result = new Qwen35.Models.Generation.Generator(timed).Generate([ids], options);
-                var newTokens = result.NewTokens[0];
-                var stopped = result.FinishReasons[0] == FinishReason.StopToken;
-                stderr.WriteLine($"generate: {timed.Summary(ids.Length)}");
-
-                string? text = null;
-                if (tokenizer is not null)
-                {
-                    // The text leaves out the stop token (finish_reason says it was produced) and ids the tokenizer
-                    // does not know (a model's vocabulary is often padded past the tokenizer's), as transformers does.
-                    var body = stopped ? newTokens[..^1] : newTokens;
-                    var known = body.Where(id => Decodable(tokenizer, id)).ToArray();
-                    if (known.Length < body.Length)
-                        stderr.WriteLine($"generate: warning: {body.Length - known.Length} generated id(s) have no token in the tokenizer and are left out of the text");
-                    text = tokenizer.Decode(known);
-                }
-                WriteResult(stdout, r.Json, newTokens, text, stopped ? "stop" : "length");
-                return 0;
-            }
-        }
-        catch (Exception e) when (CliParsing.IsBadInput(e) || e is FormatException)
-        {
-            // FormatException covers ChatTemplateException (e.g. an empty chat).
-            stderr.WriteLine($"generate: error: {e.Message}");
-            return 2;
-        }
-        catch (Exception e)
-        {
-            stderr.WriteLine($"generate: failed: {e}");
-            return 3;
-        }
+            WriteResult(stdout, r.Json, newTokens, text, stopped ? "stop" : "length");
+            return CliErrors.Ok;
+        });
     }
 
     /// <summary>Checks the option combinations and builds the decoding options (StopTokenIds are filled in later).</summary>
@@ -207,7 +179,7 @@ public static class GenerateCommand
     {
         for (int i = 0; i < ids.Length; i++)
             if (ids[i] >= vocab)
-                throw new InvalidDataException($"{what}: id {ids[i]} at index {i} is outside the vocabulary [0, {vocab}) of {modelDir}");
+                throw new UserInputException($"{what}: id {ids[i]} at index {i} is outside the vocabulary [0, {vocab}) of {modelDir}");
     }
 
     static bool Decodable(ITokenizer tokenizer, int id)

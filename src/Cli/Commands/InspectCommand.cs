@@ -49,7 +49,7 @@ public static class InspectCommand
     /// reported in "model.checkpoint.problem"), 2 unreadable input or an adapter that does not fit, 3 runtime failure.</summary>
     public static int Run(string? modelDir, string? adapterDir, TextWriter stdout, TextWriter stderr)
     {
-        return CliErrors.Guard("inspect", stderr, () =>
+        return CliErrors.Run("inspect", stderr, () =>
         {
             var result = new JsonObject();
             Qwen35TextConfig? config = null;
@@ -69,7 +69,7 @@ public static class InspectCommand
             }
             stdout.WriteLine(result.ToJsonString(Indented));
             return code;
-        }, alsoBadInput: e => e is IOException or UnauthorizedAccessException);
+        });
     }
 
     static JsonObject DescribeModel(string modelDir, CheckpointPlan plan)

@@ -37,7 +37,7 @@ public static class LoraCommands
     public static int RunMerge(string modelDir, string adapterDir, string outDir, string dtypeName, long maxShardBytes,
         TextWriter stdout, TextWriter stderr)
     {
-        return CliErrors.Guard("merge", stderr, () =>
+        return CliErrors.Run("merge", stderr, () =>
         {
             var dtype = ResolveDtype(dtypeName, modelDir);
             stderr.WriteLine($"merge: loading {modelDir} ({dtype})");
@@ -55,10 +55,10 @@ public static class LoraCommands
         });
     }
 
-    /// <summary>"auto" = the dtype most text tensors of the checkpoint use; otherwise <see cref="CliParsing.Dtype"/>.</summary>
+    /// <summary>"auto" = the dtype most text tensors of the checkpoint use; otherwise the named precision.</summary>
     static ScalarType ResolveDtype(string name, string modelDir)
     {
-        if (!name.Equals("auto", StringComparison.OrdinalIgnoreCase)) return CliParsing.Dtype(name);
+        if (!name.Equals("auto", StringComparison.OrdinalIgnoreCase)) return OptionNames.Parse<Precision>(name, "--dtype").ToScalarType();
         using var plan = CheckpointPlan.Open(modelDir);
         var dtype = plan.Mapping.Values.GroupBy(n => plan.Checkpoint.Info(n).Dtype).OrderByDescending(g => g.Count()).First().Key;
         // The model supports fp32 and bf16 only; an fp16 checkpoint is loaded (and merged) in fp32.

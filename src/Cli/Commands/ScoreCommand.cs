@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
-using Qwen35.Models;
+using Qwen35.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -16,93 +16,74 @@ public static class ScoreCommand
 {
     public static Command Build()
     {
-        var model = new Option<DirectoryInfo>("--model") { Description = "Hugging Face Qwen3.5 folder (config.json + safetensors)", Required = true };
-        var adapter = new Option<DirectoryInfo?>("--adapter") { Description = "PEFT LoRA adapter folder to apply before scoring" };
+        var session = new SessionFlags();
         var tokens = new Option<FileInfo>("--tokens") { Description = "JSON file {\"sequences\": [[token ids...], ...]}", Required = true };
-        var dtype = new Option<string>("--dtype") { Description = "float32 (default) or bfloat16", DefaultValueFactory = _ => "float32" };
-        var device = new Option<string>("--device") { Description = "cpu (default) or cuda[:N]", DefaultValueFactory = _ => "cpu" };
-        var cmd = new Command("score", "Mean next-token cross-entropy of token sequences under a model (and optional LoRA adapter).")
-        {
-            model, adapter, tokens, dtype, device,
-        };
-        cmd.SetAction(pr => Run(pr.GetValue(model)!.FullName, pr.GetValue(adapter)?.FullName, pr.GetValue(tokens)!.FullName,
-            pr.GetValue(dtype)!, pr.GetValue(device)!, pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error));
+        var cmd = new Command("score", "Mean next-token cross-entropy of token sequences under a model (and optional LoRA adapter).") { tokens };
+        session.AddTo(cmd);
+        cmd.SetAction(pr => Run(session.Read(pr), pr.GetValue(tokens)!.FullName, pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error));
         return cmd;
     }
 
-    /// <summary>The verb's body; returns the exit code (0 ok, 2 bad input, 3 runtime failure).</summary>
-    public static int Run(string modelDir, string? adapterDir, string tokensPath, string dtypeName, string deviceName,
-        TextWriter stdout, TextWriter stderr)
+    /// <summary>The verb's body; returns the exit code (<see cref="CliErrors"/>).</summary>
+    public static int Run(SessionOptions options, string tokensPath, TextWriter stdout, TextWriter stderr)
     {
-        return CliErrors.Guard("score", stderr, () =>
+        return CliErrors.Run("score", stderr, () =>
         {
-            var dtype = CliParsing.Dtype(dtypeName);
-            var device = CliParsing.Device(deviceName);
             var sequences = ReadSequences(tokensPath);
-            stderr.WriteLine($"score: loading {modelDir} ({dtype} on {device})");
-            var (model, report) = Qwen35ForCausalLM.FromPretrained(modelDir, dtype, device);
-            using (model)
-            {
-                stderr.WriteLine($"score: {report}");
-                if (adapterDir is not null)
-                {
-                    var loaded = Qwen35.Lora.LoraInjector.LoadAdapter(model, adapterDir);
-                    stderr.WriteLine($"score: adapter {adapterDir} attached to {loaded.Report.Modules.Count} projections " +
-                                     $"({loaded.Report.TrainableParameters:N0} adapter parameters)");
-                    foreach (var w in loaded.Warnings) stderr.WriteLine($"score: warning: {w}");
-                }
-                model.eval();
-                for (var i = 0; i < sequences.Length; i++)
-                    foreach (var (id, t) in sequences[i].Select((id, t) => (id, t)))
-                        if (id < 0 || id >= model.Config.VocabSize)
-                            throw new InvalidDataException(
-                                $"{tokensPath}: sequences[{i}][{t}] = {id} is outside the vocabulary [0, {model.Config.VocabSize})");
+            using var log = CliLog.For("score", stderr);
+            var session = Session.Open(options);
+            using var model = session.LoadModel(log);
+            model.eval();
+            for (var i = 0; i < sequences.Length; i++)
+                foreach (var (id, t) in sequences[i].Select((id, t) => (id, t)))
+                    if (id < 0 || id >= model.Config.VocabSize)
+                        throw new UserInputException(
+                            $"{tokensPath}: sequences[{i}][{t}] = {id} is outside the vocabulary [0, {model.Config.VocabSize})");
 
-                var losses = new List<double>();
-                foreach (var seq in sequences)
-                {
-                    using var scope = NewDisposeScope();
-                    var ids = tensor(seq, dtype: ScalarType.Int64, device: device).unsqueeze(0);
-                    losses.Add(model.SequenceLosses(ids)[0]);
-                }
-                stdout.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object> { ["losses"] = losses }));
-                return 0;
+            var losses = new List<double>();
+            foreach (var seq in sequences)
+            {
+                using var scope = NewDisposeScope();
+                var ids = tensor(seq, dtype: ScalarType.Int64, device: session.Device).unsqueeze(0);
+                losses.Add(model.SequenceLosses(ids)[0]);
             }
+            stdout.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object> { ["losses"] = losses }));
+            return CliErrors.Ok;
         });
     }
 
     static long[][] ReadSequences(string path)
     {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: tokens file not found", path);
+        if (!File.Exists(path)) throw new UserInputException($"{path}: tokens file not found");
         JsonDocument doc;
         try { doc = JsonDocument.Parse(File.ReadAllText(path)); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: invalid JSON: {e.Message}"); }
+        catch (JsonException e) { throw new UserInputException($"{path}: invalid JSON: {e.Message}"); }
         using (doc)
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object ||
                 !doc.RootElement.TryGetProperty("sequences", out var seqs) || seqs.ValueKind != JsonValueKind.Array)
-                throw new InvalidDataException($"{path}: expected an object with a \"sequences\" list of token-id lists");
+                throw new UserInputException($"{path}: expected an object with a \"sequences\" list of token-id lists");
             var result = new List<long[]>();
             var i = 0;
             foreach (var s in seqs.EnumerateArray())
             {
                 if (s.ValueKind != JsonValueKind.Array)
-                    throw new InvalidDataException($"{path}: sequences[{i}] is not a list of token ids");
+                    throw new UserInputException($"{path}: sequences[{i}] is not a list of token ids");
                 var ids = new List<long>();
                 var t = 0;
                 foreach (var e in s.EnumerateArray())
                 {
                     if (e.ValueKind != JsonValueKind.Number || !e.TryGetInt64(out var id))
-                        throw new InvalidDataException($"{path}: sequences[{i}][{t}] is not an integer token id");
+                        throw new UserInputException($"{path}: sequences[{i}][{t}] is not an integer token id");
                     ids.Add(id);
                     t++;
                 }
                 if (ids.Count < 2)
-                    throw new InvalidDataException($"{path}: sequences[{i}] has {ids.Count} token(s); a next-token loss needs at least 2");
+                    throw new UserInputException($"{path}: sequences[{i}] has {ids.Count} token(s); a next-token loss needs at least 2");
                 result.Add(ids.ToArray());
                 i++;
             }
-            if (result.Count == 0) throw new InvalidDataException($"{path}: \"sequences\" is empty");
+            if (result.Count == 0) throw new UserInputException($"{path}: \"sequences\" is empty");
             return result.ToArray();
         }
     }

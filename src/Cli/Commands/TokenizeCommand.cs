@@ -19,7 +19,7 @@ static class TokenizeCommand
         {
             tokOpt, inputOpt, outputOpt, benchOpt,
         };
-        cmd.SetAction(pr => CliErrors.Guard(() =>
+        cmd.SetAction(pr => CliErrors.Run("tokenize", Console.Error, () =>
         {
             if (pr.GetValue(benchOpt)) return RunBench(pr.GetValue(tokOpt)!, pr.GetValue(inputOpt), 2.0);
             var input = pr.GetValue(inputOpt);

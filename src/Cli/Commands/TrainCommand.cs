@@ -68,10 +68,12 @@ public static class TrainCommand
 
     static int Run(ParseResult pr, TrainOptions o)
     {
-        try
+        string? outputDir = null;
+        return CliErrors.Run("train", pr.InvocationConfiguration.Error, () =>
         {
             var resolved = RecipeResolver.Resolve(pr.GetValue(o.Recipe)!);
             var recipe = RecipeLoader.Parse(resolved.Text, resolved.Source, pr.GetValue(o.Set) ?? []);
+            outputDir = recipe.OutputDir;
             string? resume = pr.GetResult(o.Resume) is null ? null : pr.GetValue(o.Resume) ?? "latest";
             Directory.CreateDirectory(recipe.OutputDir);
 
@@ -110,27 +112,7 @@ public static class TrainCommand
             if (result.Loop.FinalEval is { } e)
                 Console.WriteLine($"eval_loss: {e.Loss:F4} ({string.Join(", ", e.ByCategory.Select(kv => $"{kv.Key} {kv.Value:F4}"))})");
             Console.WriteLine($"wall_s: {result.WallSeconds:F1}");
-            return 0;
-        }
-        catch (Exception e)
-        {
-            return TrainErrors.Report(e);
-        }
-    }
-}
-
-/// <summary>Exit codes of train/eval/bench: 2 for bad input (the message names file, row or key), 3 otherwise.</summary>
-static class TrainErrors
-{
-    public static int Report(Exception e)
-    {
-        if (CliParsing.IsBadInput(e))
-        {
-            Console.Error.WriteLine("error: " + e.Message);
-            return 2;
-        }
-        // A diverged run is explained by its message; anything else is a bug worth its stack trace.
-        Console.Error.WriteLine(e is TrainingDivergedException ? "training failed: " + e.Message : "failed: " + e);
-        return 3;
+            return CliErrors.Ok;
+        }, logDir: () => outputDir is not null && Directory.Exists(outputDir) ? outputDir : null);
     }
 }

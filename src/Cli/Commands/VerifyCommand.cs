@@ -1,4 +1,6 @@
 using System.CommandLine;
+using Qwen35.Models;
+using Qwen35.Training;
 using Qwen35.Training.Verification;
 
 namespace Qwen35.Cli.Commands;
@@ -10,8 +12,6 @@ namespace Qwen35.Cli.Commands;
 /// </summary>
 public static class VerifyCommand
 {
-    public const int ChecksFailed = 4;
-
     public static Command Build()
     {
         var golden = new Option<DirectoryInfo>("--golden")
@@ -19,8 +19,8 @@ public static class VerifyCommand
             Description = "Reference set from Hugging Face (layout of tests/fixtures/qwen35-tiny-a)",
             DefaultValueFactory = _ => new DirectoryInfo(Path.Combine("tests", "fixtures", "qwen35-tiny-a")),
         };
-        var device = new Option<string>("--device") { Description = "cpu (default) or cuda[:N]", DefaultValueFactory = _ => "cpu" };
-        var dtype = new Option<string>("--dtype") { Description = "float32 (default; exact bounds) or bfloat16 (reduced-precision bounds)", DefaultValueFactory = _ => "float32" };
+        var device = new Option<string>("--device") { Description = "cpu (default), cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
+        var dtype = new Option<string>("--dtype") { Description = "fp32 (default; exact bounds) or bf16 (reduced-precision bounds); also float32, bfloat16", DefaultValueFactory = _ => "fp32" };
         var tf32 = new Option<bool>("--tf32") { Description = "On CUDA, allow TF32 for fp32 matmuls and convolutions (as training does); judged with reduced-precision bounds" };
         var json = new Option<FileInfo?>("--json") { Description = "Also write the results as JSON to this file" };
         var cmd = new Command("verify", "Compare logits, losses, decoding, packing, LoRA and its gradients with a Hugging Face reference set on a device")
@@ -35,14 +35,12 @@ public static class VerifyCommand
     public static int Run(string goldenDir, string deviceName, string dtypeName, bool tf32, string? jsonPath,
         TextWriter stdout, TextWriter stderr)
     {
-        return CliErrors.Guard("verify", stderr, () =>
+        return CliErrors.Run("verify", stderr, () =>
         {
-            var options = new GoldenCheckOptions(goldenDir, CliParsing.Device(deviceName), CliParsing.Dtype(dtypeName), tf32);
-            if (options.Device.type == TorchSharp.DeviceType.CUDA && !TorchSharp.torch.cuda.is_available())
-                throw new ArgumentException($"--device {deviceName}: CUDA is not available to this build on this machine " +
-                                            "(a GPU build uses -p:TorchBackend=external or cuda, see docs/gpu.md)");
+            var precision = OptionNames.Parse<Precision>(dtypeName, "--dtype");
+            var options = new GoldenCheckOptions(goldenDir, Session.ResolveDevice(deviceName), precision.ToScalarType(), tf32);
             if (tf32 && options.Device.type != TorchSharp.DeviceType.CUDA)
-                throw new ArgumentException("--tf32 applies to CUDA only (the CPU has no TF32 matmuls)");
+                throw new UserInputException("--tf32 applies to CUDA only (the CPU has no TF32 matmuls)");
             var results = GoldenCheck.Run(options, stdout);
             var failed = results.Count(r => !r.Passed);
             stdout.WriteLine(failed == 0 ? $"verify: all {results.Count} checks passed"
@@ -51,13 +49,13 @@ public static class VerifyCommand
             {
                 var doc = new
                 {
-                    golden = goldenDir, device = deviceName, dtype = options.Dtype.ToString(), tf32,
+                    golden = goldenDir, device = deviceName, dtype = OptionNames.Name(precision), tf32,
                     exact_bounds = GoldenCheck.IsExact(options), passed = failed == 0,
                     checks = results.Select(r => new { name = r.Name, measure = r.Measure, value = r.Value, bound = r.Bound, passed = r.Passed }),
                 };
                 CliParsing.WriteJsonAtomically(jsonPath, doc);
             }
-            return failed == 0 ? 0 : ChecksFailed;
+            return failed == 0 ? CliErrors.Ok : CliErrors.CheckFailed;
         });
     }
 }

@@ -10,7 +10,7 @@ namespace Qwen35.Data;
 public enum BadRowPolicy
 {
     /// <summary>Throw <see cref="DatasetRowException"/> at the first bad row.</summary>
-    FailFast,
+    Fail,
     /// <summary>Skip it, count it and keep the first <see cref="DatasetReadOptions.MaxReportedErrors"/> reasons.</summary>
     Skip,
 }
@@ -24,7 +24,7 @@ public enum BadRowPolicy
 /// <param name="TrainDetailEnd">Whether train_detail end_offset is exclusive (default) or inclusive (axolotl data).</param>
 public sealed record DatasetReadOptions(
     RowFormat Format = RowFormat.Auto,
-    BadRowPolicy OnError = BadRowPolicy.FailFast,
+    BadRowPolicy OnError = BadRowPolicy.Fail,
     int MaxReportedErrors = 20,
     bool ValidateTemplate = true,
     TrainDetailEnd TrainDetailEnd = TrainDetailEnd.Exclusive);
@@ -94,7 +94,7 @@ public static class DatasetReader
                 }
                 bad++;
                 var rowError = new DatasetRowError(file, row, failure.Field, failure.Reason);
-                if (options.OnError == BadRowPolicy.FailFast) throw new DatasetRowException(rowError);
+                if (options.OnError == BadRowPolicy.Fail) throw new DatasetRowException(rowError);
                 result.ErrorCount++;
                 if (result.Errors.Count < options.MaxReportedErrors) result.Errors.Add(rowError);
             }

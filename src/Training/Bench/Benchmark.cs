@@ -18,7 +18,7 @@ public sealed record BenchOptions
     public int Batch { get; init; } = 1;
     public int Steps { get; init; } = 3;
     public string Device { get; init; } = "cpu";
-    public string Precision { get; init; } = "fp32";
+    public Precision Precision { get; init; } = Precision.Fp32;
     public bool Checkpointing { get; init; }
     public LoraOptions Lora { get; init; } = DefaultLora(16);
 
@@ -66,14 +66,14 @@ public static class Benchmark
 {
     public static BenchReport Run(BenchOptions o, ILogger log)
     {
-        var device = ModelSetup.ResolveDevice(o.Device);
-        var dtype = ModelSetup.ResolveDtype(o.Precision);
+        var device = Session.ResolveDevice(o.Device);
+        var dtype = o.Precision.ToScalarType();
         if (device.type == DeviceType.CUDA) torch.backends.cuda.matmul.allow_tf32 = true;
-        log.Information("bench: building {Shape} ({Config}) with random weights on {Device} {Dtype}", o.ShapeName, o.Config.Summary(), o.Device, o.Precision);
+        log.Information("bench: building {Shape} ({Config}) with random weights on {Device} {Dtype}", o.ShapeName, o.Config.Summary(), o.Device, OptionNames.Name(o.Precision));
         using var model = Qwen35ForCausalLM.CreateRandom(o.Config, o.Seed, dtype, device);
         var lora = LoraInjector.Apply(model, o.Lora, o.Seed);
         model.train();
-        var trainable = ModelSetup.Trainable(model);
+        var trainable = Session.Trainable(model);
         using var optimizer = torch.optim.AdamW(trainable.Select(p => p.Param), lr: 1e-5);
         var parameters = trainable.Select(p => p.Param).ToList();
         // Attention FLOPs follow the document length: each token attends within its own document.

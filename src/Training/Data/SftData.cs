@@ -82,14 +82,15 @@ public sealed class SftData : IMicroBatchSource
         };
     }
 
-    /// <summary>Reads, splits and encodes the recipe's data. Bad rows fail or are skipped per data.on_bad_row.
+    /// <summary>Reads, splits and encodes the data. Bad rows fail or are skipped per data.on_bad_row.
     /// With <paramref name="evalOnly"/> every conversation of data.train becomes evaluation data (the eval verb).</summary>
-    public static SftData Load(Recipe recipe, string baseDir, ITokenizer tokenizer, ILogger log, bool evalOnly = false)
+    /// <param name="microBatchSize">rows per micro-batch.</param>
+    /// <param name="seed">seeds the eval split and the batch order.</param>
+    /// <param name="baseDir">folder that relative data paths resolve against (the recipe's).</param>
+    public static SftData Load(DataOptions d, int microBatchSize, long seed, string baseDir, ITokenizer tokenizer, ILogger log,
+        bool evalOnly = false)
     {
-        var d = recipe.Data;
-        var readOptions = new DatasetReadOptions(
-            Format: RecipeValidator.ParseFormat(d.Format),
-            OnError: d.OnBadRow == "skip" ? BadRowPolicy.Skip : BadRowPolicy.FailFast);
+        var readOptions = d.ReadOptions();
 
         List<Conversation> Read(IEnumerable<string> paths, string what)
         {
@@ -118,18 +119,13 @@ public sealed class SftData : IMicroBatchSource
         else
         {
             // Stratified by category so every category has eval rows (and per-category eval loss means something).
-            var (trainIdx, evalIdx) = CategoryTools.StratifiedSplit(train.Select(c => c.Category).ToList(), d.EvalSplit, recipe.Schedule.Seed);
+            var (trainIdx, evalIdx) = CategoryTools.StratifiedSplit(train.Select(c => c.Category).ToList(), d.EvalSplit, seed);
             eval = evalIdx.Select(i => train[i]).ToList();
             train = trainIdx.Select(i => train[i]).ToList();
         }
 
-        var mask = new MaskOptions(
-            TrainThinkBlock: d.TrainThinkBlock,
-            AssistantTurns: d.AssistantTurns == "last" ? AssistantTurns.Last : AssistantTurns.All,
-            SeamRule: d.SeamRule == "overlap" ? SeamRule.Overlap : SeamRule.Within,
-            RtoRefusal: d.RtoRefusal);
-        var encoder = new SftEncoder(tokenizer, mask);
-        var policy = d.Truncation == "drop" ? OverLength.Drop : OverLength.Truncate;
+        var encoder = new SftEncoder(tokenizer, d.Mask());
+        var policy = d.Truncation;
         var trainSet = SftDataset.Build(train, encoder, d.MaxLength, policy);
         var evalSet = SftDataset.Build(eval, encoder, d.MaxLength, policy);
         foreach (var (name, set) in new[] { ("train", trainSet), ("eval", evalSet) })
@@ -148,9 +144,8 @@ public sealed class SftData : IMicroBatchSource
             foreach (var key in w.Keys.Where(k => !categories.Contains(k)))
                 log.Warning("data.category_weights: category '{Category}' does not occur in the data (known: {Known})", key, string.Join(", ", categories));
 
-        var packLength = d.Packing ? d.PackLength ?? d.MaxLength : d.MaxLength;
-        var batching = new BatchingOptions(BatchSize: recipe.Schedule.MicroBatchSize, MaxLength: packLength, Packing: d.Packing);
-        return new SftData(trainSet.Examples, evalSet.Examples, categories, batching, tokenizer.PadId, recipe.Schedule.Seed,
+        var batching = new BatchingOptions(BatchSize: microBatchSize, MaxLength: d.RowLength(), Packing: d.Packing);
+        return new SftData(trainSet.Examples, evalSet.Examples, categories, batching, tokenizer.PadId, seed,
             d.CategoryWeights, trainSet.Report);
     }
 }

@@ -13,13 +13,11 @@ namespace Qwen35.Training.Recipes;
 /// <summary>
 /// Reads a recipe: YAML text → node tree → <c>--set</c> overrides applied to the tree → every key and value checked
 /// against the <see cref="Recipe"/> records (collecting ALL problems, each with its line) → YamlDotNet deserialisation
-/// → range/enum checks. Checking the node tree ourselves, rather than letting YamlDotNet throw at the first unknown key,
+/// (<see cref="RecipeYaml"/>) → each record's own range checks (<see cref="Recipe.Problems"/>). Checking the node tree ourselves, rather than letting YamlDotNet throw at the first unknown key,
 /// is what lets one error message list every problem of a recipe.
 /// </summary>
 public static class RecipeLoader
 {
-    static readonly INamingConvention Naming = UnderscoredNamingConvention.Instance;
-
     /// <summary>Loads and validates a recipe file with optional <c>key.sub=value</c> overrides.</summary>
     public static Recipe LoadFile(string path, IEnumerable<string>? overrides = null)
     {
@@ -43,7 +41,13 @@ public static class RecipeLoader
         }
         catch (YamlException e)
         {
-            throw new RecipeException(source, [new RecipeProblem($"{source} line {e.Start.Line}", "(syntax)", e.InnerException?.Message ?? e.Message)]);
+            throw new RecipeException(source, [new RecipeProblem($"{source} line {SyntaxErrorLine(yaml, e.Start.Line)}", "(syntax)", SyntaxMessage(e))]);
+        }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet's scanner throws this (not a YamlException) for some unterminated constructs, e.g. `[16`.
+            throw new RecipeException(source, [new RecipeProblem($"{source} line {SyntaxErrorLine(yaml, 0)}", "(syntax)",
+                "the YAML is not well-formed here (an unclosed [ or { or quote?)")]);
         }
 
         foreach (var o in overrides ?? []) ApplyOverride(root, o, ctx);
@@ -55,7 +59,7 @@ public static class RecipeLoader
         {
             var text = new StringWriter();
             new YamlStream(new YamlDocument(root)).Save(text, assignAnchors: false);
-            recipe = new DeserializerBuilder().WithNamingConvention(Naming).Build().Deserialize<Recipe?>(text.ToString()) ?? new Recipe();
+            recipe = RecipeYaml.Deserializer().Deserialize<Recipe?>(text.ToString()) ?? new Recipe();
         }
         catch (YamlException e)
         {
@@ -63,14 +67,14 @@ public static class RecipeLoader
             throw new RecipeException(source, [new RecipeProblem($"{source} line {e.Start.Line}", "(value)", e.InnerException?.Message ?? e.Message)]);
         }
 
-        foreach (var (key, message) in RecipeValidator.Validate(recipe))
-            ctx.Add(ctx.Where(key), key, message);
+        foreach (var p in recipe.Problems())
+            ctx.Add(ctx.Where(p.Key), p.Key, p.Message);
         if (ctx.Problems.Count > 0) throw new RecipeException(source, ctx.Problems);
         return recipe;
     }
 
     /// <summary>The snake_case key of a record property (a YamlMember alias wins).</summary>
-    public static string KeyOf(PropertyInfo p) => p.GetCustomAttribute<YamlMemberAttribute>()?.Alias ?? Naming.Apply(p.Name);
+    public static string KeyOf(PropertyInfo p) => p.GetCustomAttribute<YamlMemberAttribute>()?.Alias ?? RecipeYaml.Naming.Apply(p.Name);
 
     /// <summary>
     /// Hash of everything that changes the training trajectory (not output_dir or logging/saving cadence), stored in
@@ -84,8 +88,35 @@ public static class RecipeLoader
     }
 
     /// <summary>The recipe as snake_case YAML (every key, defaults included): what a run actually used.</summary>
-    public static string ToYaml(Recipe recipe) =>
-        new SerializerBuilder().WithNamingConvention(Naming).Build().Serialize(recipe);
+    public static string ToYaml(Recipe recipe) => RecipeYaml.Serializer().Serialize(recipe);
+
+    /// <summary>
+    /// The 1-based line of a syntax error. YAML forbids tabs in indentation, and YamlDotNet reports that (and an
+    /// unclosed flow collection) where its scanner gave up, which can be a line before the tab or the end of the
+    /// file; so a line indented with a tab, else the first line with an unclosed bracket, else the reported line.
+    /// </summary>
+    static long SyntaxErrorLine(string yaml, long reported)
+    {
+        var lines = yaml.Split('\n');
+        for (var i = 0; i < lines.Length; i++)
+            if (lines[i].Length > lines[i].TrimStart().Length && lines[i][..(lines[i].Length - lines[i].TrimStart().Length)].Contains('\t'))
+                return i + 1;
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var text = lines[i].Split('#')[0];
+            if (text.Count(c => c == '[') > text.Count(c => c == ']') || text.Count(c => c == '{') > text.Count(c => c == '}'))
+                return i + 1;
+        }
+        return Math.Max(1, Math.Min(reported, lines.Length));
+    }
+
+    /// <summary>YamlDotNet's message without its "(Line: 1, Col: 1, Idx: 0) - (…):" position prefix.</summary>
+    static string SyntaxMessage(YamlException e)
+    {
+        var message = (e.InnerException?.Message ?? e.Message).Trim();
+        var cut = message.IndexOf("): ", StringComparison.Ordinal);
+        return message.StartsWith("(Line:", StringComparison.Ordinal) && cut > 0 ? message[(cut + 3)..] : message;
+    }
 
     // ---- --set overrides -------------------------------------------------------------------------------------
 
@@ -160,6 +191,14 @@ public static class RecipeLoader
         if (IsNull(node) && (underlying != null || !type.IsValueType)) return node;
         type = underlying ?? type;
 
+        if (type == typeof(Qwen35.Lora.LoraTargets))
+        {
+            // One string (a name, all-linear or a regex) or a list of names.
+            if (node is YamlScalarNode) return node;
+            if (node is YamlSequenceNode names && names.Children.All(n => n is YamlScalarNode)) return node;
+            ctx.Add(ctx.Where(node), path, "expected a list of module names, or one string (all-linear or a regular expression)");
+            return node;
+        }
         if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(List<>))
         {
             var item = type.GetGenericArguments()[0];
@@ -210,8 +249,9 @@ public static class RecipeLoader
             : type == typeof(long) ? long.TryParse(v, NumberStyles.Integer, inv, out _)
             : type == typeof(double) ? double.TryParse(v, NumberStyles.Float, inv, out _)
             : type == typeof(bool) ? v is "true" or "false" or "True" or "False"
+            : type.IsEnum ? OptionNames.TryParse(type, v) is not null
             : throw new NotSupportedException($"recipe property type {type}");
-        if (!ok) ctx.Add(ctx.Where(node), path, $"'{v}' is not {Describe(type)}");
+        if (!ok) ctx.Add(ctx.Where(node), path, type.IsEnum ? $"'{v}' is not one of {string.Join(", ", OptionNames.Names(type))}" : $"'{v}' is not {Describe(type)}");
     }
 
     static bool IsNull(YamlNode node) =>

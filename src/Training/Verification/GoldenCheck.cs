@@ -168,7 +168,7 @@ public static class GoldenCheck
         }
         LoraInjector.Apply(model, new LoraOptions { Rank = 4, Alpha = 8, TargetModules = LoraTargets.AllLinear }, seed: 7);
         model.train();
-        var parameters = ModelSetup.Trainable(model).Select(p => p.Param).ToList();
+        var parameters = Session.Trainable(model).Select(p => p.Param).ToList();
         using var optimizer = torch.optim.AdamW(parameters, lr: 1e-2, weight_decay: 0);
         var docs = golden.Sequences;
         var ids = docs.SelectMany(d => d).ToArray();
@@ -287,7 +287,7 @@ public static class GoldenCheck
     static Dictionary<string, Tensor> Gradients(Qwen35ForCausalLM model, Reference golden, Device device, bool checkpointing)
     {
         using var scope = NewDisposeScope();
-        var byName = ModelSetup.Trainable(model).ToDictionary(p => p.Name, p => p.Param);
+        var byName = Session.Trainable(model).ToDictionary(p => p.Name, p => p.Param);
         foreach (var p in byName.Values) p.grad = null;
         var ids = golden.Sequences[golden.LoraSequence];
         var batch = new MicroBatch { Rows = 1, Length = ids.Length, InputIds = ids, Labels = ids };
