@@ -8,7 +8,8 @@ namespace Qwen35.Training.Verification;
 /// <summary>
 /// A Hugging Face reference set laid out like tests/fixtures/qwen35-tiny-a, read once and validated up front so a
 /// missing piece is named before any model runs. <c>trainer verify</c> and the golden tests read the reference through
-/// this one reader; the numbers themselves stay Hugging Face's, the independent expectation.
+/// this one reader; the numbers themselves stay Hugging Face's, the independent expectation. A missing or malformed
+/// piece is a <see cref="UserInputException"/> naming the file and the key (`verify --golden` exits 2).
 /// </summary>
 public sealed class GoldenReference : IDisposable
 {
@@ -35,11 +36,11 @@ public sealed class GoldenReference : IDisposable
 
     /// <summary>A gradient of expected_lora_grads.safetensors, owned by this reader (clone it to keep it longer).</summary>
     public Tensor Gradient(string key) => _gradients.TryGetValue(key, out var t) ? t
-        : throw new InvalidDataException($"{GradientsPath}: no tensor '{key}'");
+        : throw new UserInputException($"{GradientsPath}: no tensor '{key}'");
 
     /// <summary>A tensor of expected.safetensors, owned by this reader (clone it to keep it longer).</summary>
     public Tensor Tensor(string name) => _expected.TryGetValue(name, out var t) ? t
-        : throw new InvalidDataException($"{ExpectedPath}: no tensor '{name}'");
+        : throw new UserInputException($"{ExpectedPath}: no tensor '{name}'");
 
     public void Dispose()
     {
@@ -54,56 +55,66 @@ public sealed class GoldenReference : IDisposable
 
     public static GoldenReference Open(string dir)
     {
-        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: reference folder not found");
+        if (!Directory.Exists(dir)) throw new UserInputException($"{dir}: reference folder not found");
         string Need(string relative)
         {
             var path = Path.Combine(dir, relative);
             if (!File.Exists(path))
-                throw new FileNotFoundException($"{dir}: the reference set has no {relative} (expected the layout of tests/fixtures/qwen35-tiny-a)", path);
+                throw new UserInputException($"{dir}: the reference set has no {relative} (expected the layout of tests/fixtures/qwen35-tiny-a)");
             return path;
         }
         Need("config.json");
         Need(Path.Combine("adapter", "adapter_config.json"));
-        var inputs = Json(Need("inputs.json"));
-        var expected = Json(Need("expected.json"));
-        try
+        var inputsPath = Need("inputs.json");
+        var expectedPath = Need("expected.json");
+        var inputs = Json(inputsPath);
+        var expected = Json(expectedPath);
+        var sequences = ArrayAt(inputs, inputsPath, "sequences", s => s.EnumerateArray().Select(e => e.GetInt64()).ToArray());
+        var losses = ArrayAt(expected, expectedPath, "losses", e => e.GetDouble());
+        if (sequences.Length == 0 || losses.Length != sequences.Length)
+            throw new UserInputException($"{dir}: inputs.json has {sequences.Length} sequences but expected.json {losses.Length} losses");
+        if (ValueAt(expected, expectedPath, "greedy.prompt_index", e => e.GetInt32()) != 0)
+            throw new UserInputException($"{expectedPath}: greedy.prompt_index must be 0");
+        var promptLength = ValueAt(expected, expectedPath, "greedy.prompt_length", e => e.GetInt32());
+        if (promptLength < 1 || promptLength > sequences[0].Length)
+            throw new UserInputException($"{expectedPath}: greedy.prompt_length {promptLength} is not within sequence 0");
+        var loraSequence = ValueAt(expected, expectedPath, "lora.sequence_index", e => e.GetInt32());
+        if (loraSequence < 0 || loraSequence >= sequences.Length)
+            throw new UserInputException($"{expectedPath}: lora.sequence_index {loraSequence} names no sequence");
+        var gradientsPath = Need("expected_lora_grads.safetensors");
+        var tensorsPath = Need("expected.safetensors");
+        return new GoldenReference
         {
-            var sequences = inputs.GetProperty("sequences").EnumerateArray()
-                .Select(s => s.EnumerateArray().Select(e => e.GetInt64()).ToArray()).ToArray();
-            var losses = expected.GetProperty("losses").EnumerateArray().Select(e => e.GetDouble()).ToArray();
-            if (sequences.Length == 0 || losses.Length != sequences.Length)
-                throw new InvalidDataException($"{dir}: inputs.json has {sequences.Length} sequences but expected.json {losses.Length} losses");
-            var greedy = expected.GetProperty("greedy");
-            if (greedy.GetProperty("prompt_index").GetInt32() != 0)
-                throw new InvalidDataException($"{dir}: expected.json greedy.prompt_index must be 0");
-            var promptLength = greedy.GetProperty("prompt_length").GetInt32();
-            if (promptLength < 1 || promptLength > sequences[0].Length)
-                throw new InvalidDataException($"{dir}: expected.json greedy.prompt_length {promptLength} is not within sequence 0");
-            var gradientsPath = Need("expected_lora_grads.safetensors");
-            var lora = expected.GetProperty("lora");
-            var loraSequence = lora.GetProperty("sequence_index").GetInt32();
-            if (loraSequence < 0 || loraSequence >= sequences.Length)
-                throw new InvalidDataException($"{dir}: expected.json lora.sequence_index {loraSequence} names no sequence");
-            return new GoldenReference
-            {
-                Sequences = sequences,
-                Losses = losses,
-                GreedyTokens = greedy.GetProperty("new_tokens").EnumerateArray().Select(e => e.GetInt64()).ToArray(),
-                PromptLength = promptLength,
-                LoraSequence = loraSequence,
-                LoraLoss = lora.GetProperty("loss").GetDouble(),
-                Dir = dir,
-                ExpectedPath = Need("expected.safetensors"),
-                GradientsPath = gradientsPath,
-                _expected = LoadAll(Need("expected.safetensors")),
-                _gradients = LoadAll(gradientsPath),
-            };
-        }
-        catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException)
+            Sequences = sequences,
+            Losses = losses,
+            GreedyTokens = ArrayAt(expected, expectedPath, "greedy.new_tokens", e => e.GetInt64()),
+            PromptLength = promptLength,
+            LoraSequence = loraSequence,
+            LoraLoss = ValueAt(expected, expectedPath, "lora.loss", e => e.GetDouble()),
+            Dir = dir,
+            ExpectedPath = tensorsPath,
+            GradientsPath = gradientsPath,
+            _expected = LoadAll(tensorsPath),
+            _gradients = LoadAll(gradientsPath),
+        };
+    }
+
+    /// <summary>The value at a dotted key path of a JSON file, or one line naming the file and the key.</summary>
+    static T ValueAt<T>(JsonElement root, string file, string dotted, Func<JsonElement, T> read)
+    {
+        var e = root;
+        foreach (var key in dotted.Split('.'))
+            if (e.ValueKind != JsonValueKind.Object || !e.TryGetProperty(key, out e))
+                throw new UserInputException($"{file}: no key '{dotted}' (expected the layout of tests/fixtures/qwen35-tiny-a)");
+        try { return read(e); }
+        catch (Exception x) when (x is InvalidOperationException or FormatException)
         {
-            throw new InvalidDataException($"{dir}: inputs.json/expected.json do not have the reference layout: {e.Message}");
+            throw new UserInputException($"{file}: '{dotted}' has the wrong type or range ({e.ValueKind}): {x.Message}");
         }
     }
+
+    static T[] ArrayAt<T>(JsonElement root, string file, string dotted, Func<JsonElement, T> read) =>
+        ValueAt(root, file, dotted, e => e.EnumerateArray().Select(read).ToArray());
 
     static JsonElement Json(string path)
     {
@@ -112,6 +123,6 @@ public sealed class GoldenReference : IDisposable
             using var doc = JsonDocument.Parse(File.ReadAllText(path));
             return doc.RootElement.Clone();
         }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: invalid JSON: {e.Message}"); }
+        catch (JsonException e) { throw new UserInputException($"{path}: invalid JSON: {e.Message}"); }
     }
 }
