@@ -21,7 +21,9 @@ public readonly record struct Tolerance(double Atol, double Rtol)
 /// each turns two results into one number that a bound of <see cref="GoldenBounds"/> must not exceed. Tensors are
 /// compared in float64 on the CPU, so the measure adds no rounding of its own to the error it measures, and whatever
 /// dtype or device they were computed in. Shapes must match exactly: a broadcast would compare the wrong elements
-/// and could hide the very error the check is for. A NaN anywhere gives NaN, which fails every bound.
+/// and could hide the very error the check is for. A NaN anywhere gives NaN, which fails every bound (except in
+/// <see cref="ArgmaxDisagreement"/>, where torch's argmax takes NaN as the largest value; the other measures of the
+/// same tensors catch it).
 /// </summary>
 public static class Comparison
 {
