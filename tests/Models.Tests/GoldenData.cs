@@ -1,12 +1,14 @@
 using System.Text.Json;
 using Qwen35.Models.SafeTensors;
 using Qwen35.Tests;
+using Qwen35.Training.Verification;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Qwen35.Models.Tests;
 
-/// <summary>The golden tiny model (tests/fixtures/qwen35-tiny-a): loaded once per test run, fp32 on CPU.</summary>
+/// <summary>The golden tiny model (tests/fixtures/qwen35-tiny-a): loaded once per test run, fp32 on CPU. The reference
+/// numbers are read by <see cref="GoldenReference"/>, the reader <c>trainer verify</c> uses.</summary>
 static class GoldenData
 {
     static readonly Lazy<(Qwen35ForCausalLM Model, LoadReport Report)> Loaded = new(() =>
@@ -16,33 +18,28 @@ static class GoldenData
         return r;
     });
 
+    static readonly Lazy<GoldenReference> Golden = new(() => GoldenReference.Open(TestPaths.GoldenTiny));
+
     public static Qwen35ForCausalLM Model => Loaded.Value.Model;
     public static LoadReport Report => Loaded.Value.Report;
 
-    public static long[][] Sequences { get; } = ReadSequences(Path.Combine(TestPaths.GoldenTiny, "inputs.json"));
+    /// <summary>Hugging Face's numbers for the golden model (held for the whole test run).</summary>
+    public static GoldenReference Reference => Golden.Value;
 
-    public static long[][] ReadSequences(string path)
-    {
-        using var doc = JsonDocument.Parse(File.ReadAllText(path));
-        return doc.RootElement.GetProperty("sequences").EnumerateArray()
-            .Select(s => s.EnumerateArray().Select(e => e.GetInt64()).ToArray()).ToArray();
-    }
+    public static long[][] Sequences => Reference.Sequences;
 
+    /// <summary>expected.json as it is, for what <see cref="GoldenReference"/> does not expose.</summary>
     public static JsonElement ExpectedJson()
     {
         using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(TestPaths.GoldenTiny, "expected.json")));
         return doc.RootElement.Clone();
     }
 
-    /// <summary>A tensor of expected.safetensors (fp32, CPU), detached from any dispose scope.</summary>
-    public static Tensor Expected(string name)
-    {
-        using var file = SafeTensorsCheckpoint.Open(Path.Combine(TestPaths.GoldenTiny, "expected.safetensors"));
-        return file.Load(name).clone().DetachFromDisposeScope();
-    }
+    /// <summary>A copy of a tensor of expected.safetensors (fp32, CPU), owned by the caller's dispose scope.</summary>
+    public static Tensor Expected(string name) => Reference.Tensor(name).clone();
 
     public static Tensor Ids(long[] ids) => tensor(ids, dtype: ScalarType.Int64).unsqueeze(0);
 
-    public static double MaxAbsDiff(Tensor a, Tensor b) =>
-        (a.to(ScalarType.Float32) - b.to(ScalarType.Float32)).abs().max().ToDouble();
+    /// <summary><see cref="Comparison.MaxAbsDiff(Tensor, Tensor)"/>, kept under this name for the tests that call it.</summary>
+    public static double MaxAbsDiff(Tensor a, Tensor b) => Comparison.MaxAbsDiff(a, b);
 }

@@ -2,6 +2,7 @@ using Qwen35.Lora;
 using Qwen35.Models;
 using Qwen35.Models.Config;
 using Qwen35.Training.Loop;
+using Qwen35.Training.Verification;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -30,10 +31,10 @@ public class EvaluateAndPrecisionTests
         }
         var a = RowLoss(0, 14);
         var b = RowLoss(1, 9);
-        Assert.That(result.ByCategory["a"], Is.EqualTo(a).Within(1e-5));
-        Assert.That(result.ByCategory["b"], Is.EqualTo(b).Within(1e-5));
+        Assert.That(result.ByCategory["a"], Is.EqualTo(a).Within(GoldenBounds.Exact.Loss));
+        Assert.That(result.ByCategory["b"], Is.EqualTo(b).Within(GoldenBounds.Exact.Loss));
         Assert.That(result.Tokens, Is.EqualTo(10 + 5));
-        Assert.That(result.Loss, Is.EqualTo((10 * a + 5 * b) / 15).Within(1e-5), "overall = token-weighted mean");
+        Assert.That(result.Loss, Is.EqualTo((10 * a + 5 * b) / 15).Within(GoldenBounds.Exact.Loss), "overall = token-weighted mean");
     }
 
     [TestCase(false)]

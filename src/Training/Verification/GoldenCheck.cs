@@ -1,10 +1,9 @@
-using System.Text.Json;
 using Qwen35.Lora;
 using Qwen35.Models;
 using Qwen35.Models.Generation;
-using Qwen35.Models.SafeTensors;
 using Qwen35.Training.Loop;
 using TorchSharp;
+using static Qwen35.Training.Verification.GoldenBounds;
 using static TorchSharp.torch;
 
 namespace Qwen35.Training.Verification;
@@ -27,39 +26,24 @@ public sealed record GoldenCheckOptions(string GoldenDir, Device Device, ScalarT
 /// run against the same run in fp32 on the CPU. It answers "does
 /// this libtorch on this GPU compute what transformers computes?" without the test suite or the .NET SDK.
 /// <para>
-/// Exact mode (fp32, no TF32) compares with the reference values using the test suite's bounds. Reduced precision
-/// (bf16 weights, or fp32 with TF32 on CUDA) cannot meet those: on this random model bf16 execution alone moves
-/// logits by several percent and single gradient tensors by 10-40%. There the logits are compared with the same
-/// weights rounded to the run's dtype and executed in fp32 on the CPU (which separates execution error, what this
-/// code controls, from the weight rounding any bf16 model has), and losses, the adapter's effect and the whole
-/// adapter gradient with the reference, with the bounds of Bf16Tests and GoldenLoraTests. TF32 keeps 10 explicit
-/// mantissa bits against bf16's 7, so it must stay well inside the same bounds.
+/// Exact mode (fp32, no TF32) compares with the reference values using <see cref="GoldenBounds.Exact"/>, the bounds
+/// the golden tests use too. Reduced precision (bf16 weights, or fp32 with TF32 on CUDA) cannot meet those: on this
+/// random model bf16 execution alone moves logits by several percent and single gradient tensors by 10-40%. There
+/// the logits are compared with the same weights rounded to the run's dtype and executed in fp32 on the CPU (which
+/// separates execution error, what this code controls, from the weight rounding any bf16 model has), and losses, the
+/// adapter's effect and the whole adapter gradient with the reference, with <see cref="GoldenBounds.Reduced"/> (the
+/// bounds of Bf16Tests and GoldenLoraTests' bf16 test). TF32 keeps 10 explicit mantissa bits against bf16's 7, so
+/// it must stay well inside the same bounds. Every measure is one of <see cref="Comparison"/>.
 /// </para>
 /// </summary>
 public static class GoldenCheck
 {
-    // Exact-mode bounds: those of GoldenForwardTests, BatchTests, GoldenLoraTests and GoldenLoraGradientTests.
-    const double ExactLogits = 1e-4, ExactLoss = 1e-5, GradRtol = 1e-3, GradAtol = 1e-5;
-
-    // Reduced-precision bounds: those of Bf16Tests (logits, losses) and GoldenLoraTests' bf16 test (adapter effect,
-    // gradient direction, LoRA loss). docs/gpu.md lists the values measured on the CPU.
-    // The adapted logits get their own bound: the fp32 adapter adds a path fed by bf16 activations (7.0% measured
-    // on the CPU against the base logits' 3-5.5%).
-    const double ReducedLogitsRelL2 = 0.08, ReducedLoraLogitsRelL2 = 0.1, ReducedArgmaxDisagreement = 0.15, ReducedLoss = 0.02, ReducedLoraLoss = 0.01,
-        ReducedPackedRelL2 = 0.1, ReducedEffectCosineGap = 0.05, ReducedGradCosineGap = 0.1;
-
-    // Training run (TrainingChecks), relative loss differences. On the CPU the bf16 run starts 0.03% off the fp32 one
-    // and drifts to at most 3.4% (step 16 of 20; the loss falls 6.5 -> 2.7 in both), a ~100x amplification by the
-    // optimizer; fp32 on CUDA starts within ~1e-5 (the logits bound), so 1e-3 leaves the same factor. A loop that does
-    // not train, or trains a different function, fails the ratio (measured 0.41) or departs by tens of percent.
-    const double ExactTrainingLoss = 1e-3, ReducedTrainingLoss = 0.06, TrainingLossRatio = 0.9;
-
     public static bool IsExact(GoldenCheckOptions o) =>
         o.Dtype == ScalarType.Float32 && !(o.Tf32 && o.Device.type == DeviceType.CUDA);
 
     public static IReadOnlyList<CheckResult> Run(GoldenCheckOptions o, TextWriter log)
     {
-        using var golden = Reference.Open(o.GoldenDir);
+        using var golden = GoldenReference.Open(o.GoldenDir);
         using var scope = NewDisposeScope();   // temporaries of the comparisons below
         var exact = IsExact(o);
         var results = new List<CheckResult>();
@@ -85,7 +69,7 @@ public static class GoldenCheck
         return results;
     }
 
-    static void Compare(GoldenCheckOptions o, Reference golden, bool exact, Action<string, string, double, double> add, TextWriter log)
+    static void Compare(GoldenCheckOptions o, GoldenReference golden, bool exact, Action<string, string, double, double> add, TextWriter log)
     {
         var (model, report) = Qwen35ForCausalLM.FromPretrained(o.GoldenDir, o.Dtype, o.Device);
         using var ownedModel = model;
@@ -96,16 +80,17 @@ public static class GoldenCheck
         if (exact)
         {
             for (var i = 0; i < golden.Sequences.Length; i++)
-                add($"seq{i} logits", "max |Δlogit|", MaxAbsDiff(ours.Logits[i], golden.Tensor($"seq{i}.logits")), ExactLogits);
-            add("losses (all sequences)", "max |Δloss|", ours.Losses.Zip(golden.Losses, (a, b) => Math.Abs(a - b)).Max(), ExactLoss);
-            add("cached decode logits", "max |Δlogit|", MaxAbsDiff(ours.DecodeLogits, golden.Tensor("seq0.greedy.decode_logits")), ExactLogits);
-            add("greedy tokens", "tokens differing", golden.GreedyTokens.Where((t, k) => ours.Greedy[k] != t).Count(), 0);
-            add("packed row, offsets", "max |Δlogit| vs alone", MaxAbsDiff(ours.PackedWithOffsets, ours.Alone), ExactLogits);
-            add("packed row, mask only", "max |Δlogit| vs alone", MaxAbsDiff(ours.PackedMaskOnly, ours.Alone), ExactLogits);
-            add("LoRA logits", "max |Δlogit|", MaxAbsDiff(ours.LoraLogits, golden.Tensor($"lora.seq{golden.LoraSequence}.logits")), ExactLogits);
-            add("LoRA loss", "|Δloss|", Math.Abs(ours.LoraLoss - golden.LoraLoss), ExactLoss);
+                add($"seq{i} logits", "max |Δlogit|", Comparison.MaxAbsDiff(ours.Logits[i], golden.Tensor($"seq{i}.logits")), Exact.Logits);
+            add("losses (all sequences)", "max |Δloss|", Comparison.MaxAbsDiff(ours.Losses, golden.Losses), Exact.Loss);
+            add("cached decode logits", "max |Δlogit|", Comparison.MaxAbsDiff(ours.DecodeLogits, golden.Tensor("seq0.greedy.decode_logits")), Exact.Logits);
+            add("greedy tokens", "tokens differing", golden.GreedyTokens.Where((t, k) => ours.Greedy[k] != t).Count(), Exact.GreedyTokensDiffering);
+            add("packed row, offsets", "max |Δlogit| vs alone", Comparison.MaxAbsDiff(ours.PackedWithOffsets, ours.Alone), Exact.Logits);
+            add("packed row, mask only", "max |Δlogit| vs alone", Comparison.MaxAbsDiff(ours.PackedMaskOnly, ours.Alone), Exact.Logits);
+            add("LoRA logits", "max |Δlogit|", Comparison.MaxAbsDiff(ours.LoraLogits, golden.Tensor($"lora.seq{golden.LoraSequence}.logits")), Exact.Logits);
+            add("LoRA loss", "|Δloss|", Comparison.LossGap(ours.LoraLoss, golden.LoraLoss), Exact.Loss);
             foreach (var (grads, name) in new[] { (ours.Grads, "LoRA grads"), (ours.GradsCheckpointed, "LoRA grads, checkpointed") })
-                add(name, "max |Δ|/(1e-5+1e-3|ref|)", grads.Select(g => AllcloseExcess(g.Value, golden.Gradient(g.Key))).Max(), 1.0);
+                add(name, Exact.Gradients.Measure,
+                    grads.Select(g => Comparison.AllcloseExcess(g.Value, golden.Gradient(g.Key), Exact.Gradients)).Max(), Tolerance.ExcessBound);
             TrainingChecks(o, golden, exact, add);
             return;
         }
@@ -117,23 +102,23 @@ public static class GoldenCheck
         using var reference = Compute(rounded, golden, o.GoldenDir, CPU);
         for (var i = 0; i < golden.Sequences.Length; i++)
         {
-            add($"seq{i} logits", "rel L2 vs rounded fp32", RelL2(ours.Logits[i], reference.Logits[i]), ReducedLogitsRelL2);
-            add($"seq{i} logits", "argmax disagreement", ArgmaxDisagreement(ours.Logits[i], reference.Logits[i]), ReducedArgmaxDisagreement);
+            add($"seq{i} logits", "rel L2 vs rounded fp32", Comparison.RelL2(ours.Logits[i], reference.Logits[i]), Reduced.LogitsRelL2);
+            add($"seq{i} logits", "argmax disagreement", Comparison.ArgmaxDisagreement(ours.Logits[i], reference.Logits[i]), Reduced.ArgmaxDisagreement);
         }
-        add("losses (all sequences)", "max |Δloss| vs reference", ours.Losses.Zip(golden.Losses, (a, b) => Math.Abs(a - b)).Max(), ReducedLoss);
-        add("cached decode logits", "rel L2 vs rounded fp32", RelL2(ours.DecodeLogits, reference.DecodeLogits), ReducedLogitsRelL2);
-        add("packed row, offsets", "rel L2 vs alone", RelL2(ours.PackedWithOffsets, ours.Alone), ReducedPackedRelL2);
-        add("packed row, mask only", "rel L2 vs alone", RelL2(ours.PackedMaskOnly, ours.Alone), ReducedPackedRelL2);
-        add("LoRA logits", "rel L2 vs rounded fp32", RelL2(ours.LoraLogits, reference.LoraLogits), ReducedLoraLogitsRelL2);
+        add("losses (all sequences)", "max |Δloss| vs reference", Comparison.MaxAbsDiff(ours.Losses, golden.Losses), Reduced.Loss);
+        add("cached decode logits", "rel L2 vs rounded fp32", Comparison.RelL2(ours.DecodeLogits, reference.DecodeLogits), Reduced.LogitsRelL2);
+        add("packed row, offsets", "rel L2 vs alone", Comparison.RelL2(ours.PackedWithOffsets, ours.Alone), Reduced.PackedRelL2);
+        add("packed row, mask only", "rel L2 vs alone", Comparison.RelL2(ours.PackedMaskOnly, ours.Alone), Reduced.PackedRelL2);
+        add("LoRA logits", "rel L2 vs rounded fp32", Comparison.RelL2(ours.LoraLogits, reference.LoraLogits), Reduced.LoraLogitsRelL2);
         using (var goldenEffect = golden.Tensor($"lora.seq{golden.LoraSequence}.logits") - golden.Tensor($"seq{golden.LoraSequence}.logits"))
         using (var effect = ours.LoraLogits - ours.Logits[golden.LoraSequence])
-            add("LoRA effect (LoRA - base)", "1 - cosine vs reference", CosineGap(effect, goldenEffect), ReducedEffectCosineGap);
-        add("LoRA loss", "|Δloss| vs reference", Math.Abs(ours.LoraLoss - golden.LoraLoss), ReducedLoraLoss);
+            add("LoRA effect (LoRA - base)", "1 - cosine vs reference", Comparison.CosineGap(effect, goldenEffect), Reduced.LoraEffectCosineGap);
+        add("LoRA loss", "|Δloss| vs reference", Comparison.LossGap(ours.LoraLoss, golden.LoraLoss), Reduced.LoraLoss);
         foreach (var (grads, name) in new[] { (ours.Grads, "LoRA grads"), (ours.GradsCheckpointed, "LoRA grads, checkpointed") })
         {
             using var mine = cat(grads.Keys.Select(k => grads[k].flatten()).ToArray());
             using var theirs = cat(grads.Keys.Select(k => golden.Gradient(k).flatten()).ToArray());
-            add(name, "1 - cosine vs reference", CosineGap(mine, theirs), ReducedGradCosineGap);
+            add(name, "1 - cosine vs reference", Comparison.CosineGap(mine, theirs), Reduced.GradientCosineGap);
         }
         TrainingChecks(o, golden, exact, add);
     }
@@ -144,20 +129,20 @@ public static class GoldenCheck
     /// weights rounded like the device's. Single-step gradients are checked above against Hugging Face; this checks
     /// that the optimizer loop on the device follows them, step after step, in the run's precision.
     /// </summary>
-    static void TrainingChecks(GoldenCheckOptions o, Reference golden, bool exact, Action<string, string, double, double> add)
+    static void TrainingChecks(GoldenCheckOptions o, GoldenReference golden, bool exact, Action<string, string, double, double> add)
     {
         var ours = TrainingLosses(o.GoldenDir, golden, o.Dtype, o.Device);
         var reference = TrainingLosses(o.GoldenDir, golden, o.Dtype, CPU, referenceInFp32: true);
-        add($"training, {TrainingSteps} steps", "max |Δloss|/loss vs CPU fp32", ours.Zip(reference, (a, b) => Math.Abs(a - b) / b).Max(),
-            exact ? ExactTrainingLoss : ReducedTrainingLoss);
-        add($"training, {TrainingSteps} steps", "final / first loss", ours[^1] / ours[0], TrainingLossRatio);
+        add($"training, {TrainingSteps} steps", "max |Δloss|/loss vs CPU fp32", Comparison.MaxRelativeDiff(ours, reference),
+            exact ? Exact.TrainingLoss : Reduced.TrainingLoss);
+        add($"training, {TrainingSteps} steps", "final / first loss", Comparison.FinalOverFirst(ours), GoldenBounds.TrainingLossRatio);
     }
 
     const int TrainingSteps = 20;
 
     /// <summary>Per-step losses of the short training run; with <paramref name="referenceInFp32"/> the model runs in
     /// fp32 with its weights rounded to <paramref name="dtype"/> (the reference for a reduced-precision run).</summary>
-    static double[] TrainingLosses(string dir, Reference golden, ScalarType dtype, Device device, bool referenceInFp32 = false)
+    static double[] TrainingLosses(string dir, GoldenReference golden, ScalarType dtype, Device device, bool referenceInFp32 = false)
     {
         var (model, _) = Qwen35ForCausalLM.FromPretrained(dir, referenceInFp32 ? ScalarType.Float32 : dtype, device);
         using var owned = model;
@@ -216,7 +201,7 @@ public static class GoldenCheck
 
     /// <summary>Runs every computation the checks need on <paramref name="model"/> (which gets the reference adapter
     /// attached on the way).</summary>
-    static Outputs Compute(Qwen35ForCausalLM model, Reference golden, string dir, Device device)
+    static Outputs Compute(Qwen35ForCausalLM model, GoldenReference golden, string dir, Device device)
     {
         var o = new Outputs();
         model.eval();
@@ -249,7 +234,7 @@ public static class GoldenCheck
 
     /// <summary>Prefill sequence 0 into a cache, then decode the reference's greedy tokens one at a time (teacher
     /// forced, so every step sees the reference's prefix even where a reduced-precision argmax would differ).</summary>
-    static void Decode(Qwen35ForCausalLM model, Reference golden, Device device, Outputs o)
+    static void Decode(Qwen35ForCausalLM model, GoldenReference golden, Device device, Outputs o)
     {
         using var scope = NewDisposeScope();
         using var cache = new ModelCache(model.Config);
@@ -269,7 +254,7 @@ public static class GoldenCheck
 
     /// <summary>All reference sequences packed into one row, with the host-side offsets (per-document attention,
     /// chunk-aligned delta rule) and without (masked fallback); each document's logits must equal its run alone.</summary>
-    static void Packed(Qwen35ForCausalLM model, Reference golden, Device device, Outputs o)
+    static void Packed(Qwen35ForCausalLM model, GoldenReference golden, Device device, Outputs o)
     {
         using var scope = NewDisposeScope();
         var docs = golden.Sequences;
@@ -284,7 +269,7 @@ public static class GoldenCheck
 
     /// <summary>The training path (chunked cross-entropy, optional checkpointing) on the reference sequence with every
     /// token trained: the gradient of the mean loss for every adapter tensor, keyed like the reference file.</summary>
-    static Dictionary<string, Tensor> Gradients(Qwen35ForCausalLM model, Reference golden, Device device, bool checkpointing)
+    static Dictionary<string, Tensor> Gradients(Qwen35ForCausalLM model, GoldenReference golden, Device device, bool checkpointing)
     {
         using var scope = NewDisposeScope();
         var byName = Session.Trainable(model).ToDictionary(p => p.Name, p => p.Param);
@@ -323,132 +308,4 @@ public static class GoldenCheck
     static Tensor Host(Tensor t) => t.detach().cpu().to(ScalarType.Float32).clone().DetachFromDisposeScope();
 
     static Tensor Ids(long[] ids, Device device) => tensor(ids, dtype: ScalarType.Int64, device: device).unsqueeze(0);
-
-    static double MaxAbsDiff(Tensor a, Tensor b)
-    {
-        using var scope = NewDisposeScope();
-        return (a - b).abs().max().ToDouble();
-    }
-
-    /// <summary>allclose(rtol 1e-3, atol 1e-5) as a number: the largest |Δ| / (atol + rtol·|ref|); ≤ 1 means it holds.</summary>
-    static double AllcloseExcess(Tensor ours, Tensor reference)
-    {
-        using var scope = NewDisposeScope();
-        return ((ours - reference).abs() / (reference.abs() * GradRtol + GradAtol)).max().ToDouble();
-    }
-
-    static double RelL2(Tensor a, Tensor b)
-    {
-        using var scope = NewDisposeScope();
-        var x = a.to(ScalarType.Float64);
-        var y = b.to(ScalarType.Float64);
-        return ((x - y).norm() / y.norm()).ToDouble();
-    }
-
-    static double ArgmaxDisagreement(Tensor a, Tensor b)
-    {
-        using var scope = NewDisposeScope();
-        return 1 - a.argmax(-1).eq(b.argmax(-1)).to(ScalarType.Float64).mean().ToDouble();
-    }
-
-    static double CosineGap(Tensor a, Tensor b)
-    {
-        using var scope = NewDisposeScope();
-        return 1 - nn.functional.cosine_similarity(a.flatten().to(ScalarType.Float64), b.flatten().to(ScalarType.Float64), 0).ToDouble();
-    }
-
-    /// <summary>The reference set's files, validated up front so a missing piece is named before any model runs.</summary>
-    sealed class Reference : IDisposable
-    {
-        public required long[][] Sequences { get; init; }
-        public required double[] Losses { get; init; }
-        public required long[] GreedyTokens { get; init; }
-        public required int PromptLength { get; init; }
-        public required int LoraSequence { get; init; }
-        public required double LoraLoss { get; init; }
-        public required string ExpectedPath { get; init; }
-        public required string GradientsPath { get; init; }
-        public IEnumerable<string> GradientKeys => _gradients.Keys.Order(StringComparer.Ordinal);
-
-        /// <summary>Both reference files, read once (they are small: the golden set's are under 1 MB).</summary>
-        Dictionary<string, Tensor> _expected = [], _gradients = [];
-
-        public Tensor Gradient(string key) => _gradients[key];
-
-        public Tensor Tensor(string name) => _expected.TryGetValue(name, out var t) ? t
-            : throw new InvalidDataException($"{ExpectedPath}: no tensor '{name}'");
-
-        public void Dispose()
-        {
-            foreach (var t in _expected.Values.Concat(_gradients.Values)) t.Dispose();
-        }
-
-        static Dictionary<string, Tensor> LoadAll(string path)
-        {
-            using var file = SafeTensorsFile.Open(path);
-            return file.Tensors.Keys.ToDictionary(k => k, k => file.Load(k).to(ScalarType.Float32).DetachFromDisposeScope());
-        }
-
-        public static Reference Open(string dir)
-        {
-            if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"{dir}: reference folder not found");
-            string Need(string relative)
-            {
-                var path = Path.Combine(dir, relative);
-                if (!File.Exists(path))
-                    throw new FileNotFoundException($"{dir}: the reference set has no {relative} (expected the layout of tests/fixtures/qwen35-tiny-a)", path);
-                return path;
-            }
-            Need("config.json");
-            Need(Path.Combine("adapter", "adapter_config.json"));
-            var inputs = Json(Need("inputs.json"));
-            var expected = Json(Need("expected.json"));
-            try
-            {
-                var sequences = inputs.GetProperty("sequences").EnumerateArray()
-                    .Select(s => s.EnumerateArray().Select(e => e.GetInt64()).ToArray()).ToArray();
-                var losses = expected.GetProperty("losses").EnumerateArray().Select(e => e.GetDouble()).ToArray();
-                if (sequences.Length == 0 || losses.Length != sequences.Length)
-                    throw new InvalidDataException($"{dir}: inputs.json has {sequences.Length} sequences but expected.json {losses.Length} losses");
-                var greedy = expected.GetProperty("greedy");
-                if (greedy.GetProperty("prompt_index").GetInt32() != 0)
-                    throw new InvalidDataException($"{dir}: expected.json greedy.prompt_index must be 0");
-                var promptLength = greedy.GetProperty("prompt_length").GetInt32();
-                if (promptLength < 1 || promptLength > sequences[0].Length)
-                    throw new InvalidDataException($"{dir}: expected.json greedy.prompt_length {promptLength} is not within sequence 0");
-                var gradientsPath = Need("expected_lora_grads.safetensors");
-                var lora = expected.GetProperty("lora");
-                var loraSequence = lora.GetProperty("sequence_index").GetInt32();
-                if (loraSequence < 0 || loraSequence >= sequences.Length)
-                    throw new InvalidDataException($"{dir}: expected.json lora.sequence_index {loraSequence} names no sequence");
-                return new Reference
-                {
-                    Sequences = sequences,
-                    Losses = losses,
-                    GreedyTokens = greedy.GetProperty("new_tokens").EnumerateArray().Select(e => e.GetInt64()).ToArray(),
-                    PromptLength = promptLength,
-                    LoraSequence = loraSequence,
-                    LoraLoss = lora.GetProperty("loss").GetDouble(),
-                    ExpectedPath = Need("expected.safetensors"),
-                    GradientsPath = gradientsPath,
-                    _expected = LoadAll(Need("expected.safetensors")),
-                    _gradients = LoadAll(gradientsPath),
-                };
-            }
-            catch (Exception e) when (e is KeyNotFoundException or InvalidOperationException or FormatException)
-            {
-                throw new InvalidDataException($"{dir}: inputs.json/expected.json do not have the reference layout: {e.Message}");
-            }
-        }
-
-        static JsonElement Json(string path)
-        {
-            try
-            {
-                using var doc = JsonDocument.Parse(File.ReadAllText(path));
-                return doc.RootElement.Clone();
-            }
-            catch (JsonException e) { throw new InvalidDataException($"{path}: invalid JSON: {e.Message}"); }
-        }
-    }
 }
