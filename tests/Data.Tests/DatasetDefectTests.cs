@@ -42,7 +42,7 @@ public class DatasetDefectTests
             """{"text":"q","output":" "}""",
             """{"prefix":"[INST] q [\\INST]","text":"<|end_of_text|>","safe":"false"}""",
             """{"question_turn1":"q1","answer_turn1":"a1","question_turn2":"q2","answer_turn2":""}""",
-            // Not empty: a tool call is the answer of its turn; and an untrained lead-in before a non-empty answer.
+            // Not empty: a tool call is the answer of its turn.
             """{"messages":[{"role":"user","content":"weather?"},{"role":"assistant","content":null,"tool_calls":[{"function":{"name":"get","arguments":{"city":"x"}}}]},{"role":"tool","content":"sunny"},{"role":"assistant","content":"It is sunny."}]}""");
         var r = ReadSkipping(path);
         var expected = new (int Line, string Field)[]
