@@ -38,9 +38,11 @@ public class DataCommandsTests
         Assert.That((int)json["rows"]!, Is.EqualTo(5));
         Assert.That(json["categories"]!.ToJsonString(), Is.EqualTo("""{"(none)":1,"safety_refusal":2}"""));
         var errors = json["errors"]!.AsArray();
-        Assert.That(errors.Select(e => ((long)e!["row"]!, (string)e["field"]!, (string)e["file"]!)),
-            Is.EqualTo(new[] { (2L, "messages[1].content", path), (4L, "(line)", path) }));
+        // JSONL errors name the 1-based line an editor shows (the fixture's 3rd and 5th lines).
+        Assert.That(errors.Select(e => ((long?)e!["line"], (string)e["field"]!, (string)e["file"]!)),
+            Is.EqualTo(new[] { ((long?)3, "messages[1].content", path), (5, "(line)", path) }));
         Assert.That((string)errors[0]!["reason"]!, Does.Contain("expected a string or a list of text parts"));
+        Assert.That((string)errors[1]!["reason"]!, Is.EqualTo("invalid JSON: unexpected character 'o' at column 2 (expected a property name in double quotes)"));
         Assert.That((int)json["tokens"]!["count"]! > 0, Is.True);
     }
 
@@ -118,5 +120,55 @@ public class DataCommandsTests
         var (exit, _, err) = Trainer("data", "preview", "--recipe", recipe);
         Assert.That(exit, Is.EqualTo(2));
         Assert.That(err, Does.Contain("seam_rule"));
+    }
+
+    [Test]
+    public void Inspect_EmptyFile_IsBadInput_NamingTheFile()
+    {
+        var path = Path.Combine(TestPaths.TempDir(), "empty.jsonl");
+        File.WriteAllText(path, "");
+        var (exit, _, err) = Trainer("data", "inspect", "--data", path);
+        Assert.That(exit, Is.EqualTo(2), err);
+        Assert.That(err.Trim(), Is.EqualTo($"error: {path}: (file): no rows (the file is empty)"));
+    }
+
+    [Test]
+    public void Inspect_RowsWithoutTrainedTurn_AreReported_AndNoUsableRowIsBadInput()
+    {
+        var dir = TestPaths.TempDir();
+        var some = Path.Combine(dir, "some.jsonl");
+        File.WriteAllLines(some,
+        [
+            """{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]}""",
+            """{"messages":[{"role":"user","content":"only a question"}]}""",
+        ]);
+        var (exit, stdout, err) = Trainer("data", "inspect", "--data", some);
+        Assert.That(exit, Is.EqualTo(0), "one usable row, no bad row: " + err);
+        Assert.That(stdout, Does.Contain("usable 1").And.Contain($"{some} line 2: no trained assistant turn"));
+
+        var none = Path.Combine(dir, "none.jsonl");
+        File.WriteAllLines(none, ["""{"messages":[{"role":"user","content":"only a question"}]}"""]);
+        (exit, stdout, err) = Trainer("data", "inspect", "--data", none, "--json");
+        Assert.That(exit, Is.EqualTo(2), "no usable row");
+        Assert.That((int)JsonNode.Parse(stdout)!["usable"]!, Is.EqualTo(0));
+        Assert.That(err.Trim(), Is.EqualTo($"error: {none}: no usable row (rows 1, bad 0, dropped by training 1)"));
+    }
+
+    [Test]
+    public void Preview_NBelowOne_IsBadInput_NamingTheOption()
+    {
+        var dir = TestPaths.TempDir();
+        var path = Path.Combine(dir, "d.jsonl");
+        File.WriteAllLines(path, ["""{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]}"""]);
+        foreach (var n in new[] { "-1", "0" })
+        {
+            var (exit, stdout, err) = Trainer("data", "preview", "--data", path, "--tokenizer", "builtin", "--n", n);
+            Assert.That(exit, Is.EqualTo(2), n);
+            Assert.That(err.Trim(), Is.EqualTo($"error: --n must be at least 1 (got {n})"));
+            Assert.That(stdout, Is.Empty);
+        }
+        var (ok, shown, _) = Trainer("data", "preview", "--data", path, "--tokenizer", "builtin", "--n", "1");
+        Assert.That(ok, Is.EqualTo(0));
+        Assert.That(shown, Does.StartWith("=== d.jsonl line 1 "));
     }
 }

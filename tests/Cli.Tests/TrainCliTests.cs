@@ -87,7 +87,7 @@ public class TrainCliTests
         File.WriteAllLines(bad, ["{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, {\"role\": \"assistant\", \"content\": \"ok\"}]}", "{not json"]);
         (code, _, stderr) = Run("--recipe", "tiny", "--set", $"data.train={bad}", "--set", "data.on_bad_row=fail", "--set", $"output_dir={TestPaths.TempDir("cli-badrow-out")}", "--no-progress");
         Assert.That(code, Is.EqualTo(2), stderr);
-        Assert.That(stderr, Does.Contain("bad.jsonl").And.Contain("row 1"));
+        Assert.That(stderr, Does.Contain("bad.jsonl").And.Contain("line 2"));
     }
 
     [Test]

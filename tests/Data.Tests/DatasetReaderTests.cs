@@ -21,8 +21,8 @@ public class DatasetReaderTests
         var dir = TestPaths.TempDir();
         var path = WriteLines(dir, "d.jsonl", Good, """{"messages":[{"role":"user","content":"q"},{"role":"robot","content":"a"}]}""");
         var e = Assert.Throws<DatasetRowException>(() => DatasetReader.Read(path));
-        Assert.That(e!.Error, Is.EqualTo(new DatasetRowError(path, 1, "messages[1].role", "unknown role 'robot' (expected system, user, assistant or tool)")));
-        Assert.That(e.Message, Does.Contain(path).And.Contain("row 1"));
+        Assert.That(e!.Error, Is.EqualTo(new DatasetRowError(DatasetLocation.AtLine(path, 2), "messages[1].role", "unknown role 'robot' (expected system, user, assistant or tool)")));
+        Assert.That(e.Message, Is.EqualTo($"{path} line 2: messages[1].role: unknown role 'robot' (expected system, user, assistant or tool)"));
     }
 
     [Test]
@@ -40,9 +40,12 @@ public class DatasetReaderTests
             Good);
         var r = DatasetReader.Read(path, new DatasetReadOptions(OnError: BadRowPolicy.Skip, MaxReportedErrors: 3));
         Assert.That(r.Conversations, Has.Count.EqualTo(2));
-        Assert.That(r.Origins.Select(o => o.Row), Is.EqualTo(new long[] { 0, 7 }));
+        // 1-based lines of the file above (the blank 3rd line counts).
+        Assert.That(r.Origins.Select(o => o.Number), Is.EqualTo(new long[] { 1, 8 }));
+        Assert.That(r.Conversations.Select(c => c.Origin), Is.EqualTo(r.Origins));
         Assert.That(r.ErrorCount, Is.EqualTo(5));
-        Assert.That(r.Errors.Select(x => (x.Row, x.Field)), Is.EqualTo(new[] { (1L, "(line)"), (3L, "messages"), (4L, "(row)") }));
+        Assert.That(r.Errors.Select(x => (x.Location.Unit, x.Location.Number, x.Field)), Is.EqualTo(new[] {
+            (LocationUnit.Line, 2L, "(line)"), (LocationUnit.Line, 4L, "messages"), (LocationUnit.Line, 5L, "(row)") }));
         Assert.That(r.Errors[1].Reason, Does.Contain("No user query"));
         Assert.That(r.Files.Single().Rows, Is.EqualTo(7), "blank lines are not rows (but keep the line numbering)");
         var all = DatasetReader.Read(path, new DatasetReadOptions(OnError: BadRowPolicy.Skip));
@@ -114,7 +117,8 @@ public class DatasetReaderTests
         var fromJsonl = DatasetReader.Read(jsonl);
         var fromParquet = DatasetReader.Read(parquet);
         Assert.That(fromParquet.Files.Single().RowGroups, Is.EqualTo(3));
-        Assert.That(fromParquet.Origins.Select(o => o.Row), Is.EqualTo(new long[] { 0, 1, 2, 3, 4 }), "rows numbered across row groups");
+        Assert.That(fromParquet.Origins.Select(o => o.ToString()), Is.EqualTo(Enumerable.Range(0, 5).Select(i => $"{parquet} row {i}")),
+            "rows numbered from 0 across row groups");
         string Canon(Conversation c, bool stringifyObjects)
         {
             var o = ConversationJson.ToJson(c);

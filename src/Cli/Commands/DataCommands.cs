@@ -32,15 +32,22 @@ static class DataCommands
         var tokOpt = TokenizerOption("Also tokenize (\"builtin\" or a tokenizer folder) and report token lengths.");
         var jsonOpt = new Option<bool>("--json") { Description = "Print one JSON object instead of the text report." };
         var maxLenOpt = new Option<int>("--max-length") { Description = "Length used to count truncations.", DefaultValueFactory = _ => int.MaxValue };
-        var cmd = new Command("inspect", "Rows, row groups, per-category counts, token-length histogram and bad rows of a dataset. Exit 2 when some rows are bad.")
+        var cmd = new Command("inspect", "Rows, row groups, per-category counts, token-length histogram, bad rows and rows training would drop. Exit 2 when some rows are bad or no row is usable.")
         {
             dataOpt, tokOpt, jsonOpt, maxLenOpt,
         };
         cmd.SetAction(pr => CliErrors.Run("data", Console.Error, () =>
         {
             var tokenizer = pr.GetValue(tokOpt) is { } t ? TokenizerLoader.Load(t) : null;
-            var inspection = DatasetInspector.Inspect(pr.GetValue(dataOpt)!, tokenizer, maxLength: pr.GetValue(maxLenOpt));
+            var data = pr.GetValue(dataOpt)!;
+            var inspection = DatasetInspector.Inspect(data, tokenizer, maxLength: pr.GetValue(maxLenOpt));
             Console.Out.Write(pr.GetValue(jsonOpt) ? inspection.ToJsonString() + "\n" : inspection.ToText());
+            if (inspection.Usable == 0)
+            {
+                // Training would stop with nothing to train on; say so here rather than exit 0.
+                Console.Error.WriteLine($"error: {data}: no usable row (rows {inspection.Read.TotalRows}, bad {inspection.Read.ErrorCount}, dropped by training {inspection.DroppedCount})");
+                return CliErrors.BadInput;
+            }
             return inspection.Read.ErrorCount > 0 ? CliErrors.BadInput : CliErrors.Ok;
         }));
         return cmd;
@@ -51,7 +58,7 @@ static class DataCommands
         var recipeOpt = new Option<string>("--recipe") { Description = "Training recipe (file or bare name in recipes/): data.train, tokenizer/model and the data mask keys." };
         var dataOpt = DataOption(required: false);
         var tokOpt = TokenizerOption();
-        var nOpt = new Option<int>("--n") { Description = "Number of conversations to show.", DefaultValueFactory = _ => 3 };
+        var nOpt = new Option<int>("--n") { Description = "Number of conversations to show (at least 1).", DefaultValueFactory = _ => 3 };
         var thinkOpt = new Option<bool>("--train-think-block") { Description = "Train the <think> block of assistant turns after the last user query." };
         var lastOpt = new Option<bool>("--last-assistant-only") { Description = "Train only the last assistant turn by default." };
         var overlapOpt = new Option<bool>("--seam-overlap") { Description = "Train tokens that straddle a trained/untrained seam (default: only tokens entirely trained)." };
@@ -63,6 +70,11 @@ static class DataCommands
         };
         cmd.SetAction(pr => CliErrors.Run("data", Console.Error, () =>
         {
+            if (pr.GetValue(nOpt) is var n and < 1)
+            {
+                Console.Error.WriteLine($"error: --n must be at least 1 (got {n})");
+                return CliErrors.BadInput;
+            }
             var data = pr.GetValue(dataOpt);
             var tokenizer = pr.GetValue(tokOpt);
             if (pr.GetValue(recipeOpt) is { } recipeName)

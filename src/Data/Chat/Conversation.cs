@@ -66,11 +66,14 @@ public sealed record ChatMessage(
 /// <param name="Category">E.g. safety_refusal, mid_refusal (null when the row has none).</param>
 /// <param name="Id">The row's id, if any.</param>
 /// <param name="Metadata">Every other column of the row, unchanged.</param>
+/// <param name="Origin">The file and line/row it was read from (null when built in code), so that later stages
+/// (encoding, length limits) can name a row they drop.</param>
 public sealed record Conversation(
     IReadOnlyList<ChatMessage> Messages,
     string? Category = null,
     string? Id = null,
-    IReadOnlyDictionary<string, JsonNode?>? Metadata = null);
+    IReadOnlyDictionary<string, JsonNode?>? Metadata = null,
+    DatasetLocation? Origin = null);
 
 /// <summary>Message role names.</summary>
 public static class Roles

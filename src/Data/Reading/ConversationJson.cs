@@ -67,7 +67,7 @@ public static class ConversationJson
         }
         if (m["train_detail"] is JsonNode detail)
             message = message with { TrainDetail = ParseTrainDetail(detail, message.Content ?? "", $"{field}.train_detail", end) };
-        return message;
+        return EmptyAnswer.Refuse(message, $"{field}.content");
     }
 
     static List<ChatMessage.Part> ParseParts(JsonArray parts, string field)
@@ -133,11 +133,11 @@ public static class ConversationJson
     {
         try
         {
-            return JsonNode.Parse(json) as JsonObject ?? throw new RowFieldException(field, "the JSON string is not an object");
+            return JsonNode.Parse(json, documentOptions: JsonErrorText.Strict) as JsonObject ?? throw new RowFieldException(field, "the JSON string is not an object");
         }
         catch (JsonException e)
         {
-            throw new RowFieldException(field, $"not valid JSON: {e.Message}");
+            throw new RowFieldException(field, JsonErrorText.Describe(e, json, "string"));
         }
     }
 

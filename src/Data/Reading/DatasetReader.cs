@@ -1,4 +1,3 @@
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Parquet;
@@ -37,8 +36,9 @@ public sealed class DatasetReadResult
 {
     public List<Conversation> Conversations { get; } = [];
 
-    /// <summary>For each conversation, its file and 0-based row within that file.</summary>
-    public List<(string File, long Row)> Origins { get; } = [];
+    /// <summary>For each conversation, its file and line (JSONL, 1-based) or row (Parquet, JSON array; 0-based);
+    /// the same as <see cref="Conversation.Origin"/>.</summary>
+    public List<DatasetLocation> Origins { get; } = [];
 
     public List<DatasetFileInfo> Files { get; } = [];
 
@@ -58,7 +58,10 @@ public sealed class DatasetReadResult
 /// Reads JSONL (one JSON object per line; a .json file may also hold one JSON array of rows) and Parquet
 /// (Hugging Face layout: <c>messages: list&lt;struct&lt;role, content, ...&gt;&gt;</c>, <c>category</c>, any other
 /// columns kept as metadata; every row group) from a file, folder or glob, converting each row with
-/// <see cref="RowConverters"/>. Row numbers are 0-based within their file (for JSONL: the line number - 1).
+/// <see cref="RowConverters"/>. JSONL rows are named by their 1-based line (as editors count; blank lines count but
+/// are not rows), Parquet and JSON-array rows by their 0-based index. Text is decoded as strict UTF-8: an invalid
+/// byte makes its line a bad row instead of a silent U+FFFD. A file with no row at all is bad input, whatever the
+/// bad-row policy (an empty export is a mistake, not a dataset).
 /// </summary>
 public static class DatasetReader
 {
@@ -71,10 +74,10 @@ public static class DatasetReader
             long rows = 0, bad = 0;
             var rowGroups = 0;
             var kind = Path.GetExtension(file).Equals(".parquet", StringComparison.OrdinalIgnoreCase) ? "parquet" : "jsonl";
-            IEnumerable<(long Row, JsonObject? Json, RowFieldException? Error)> source = kind == "parquet"
+            IEnumerable<(DatasetLocation Where, JsonObject? Json, RowFieldException? Error)> source = kind == "parquet"
                 ? ParquetRows(file, n => rowGroups = n)
                 : JsonRows(file);
-            foreach (var (row, json, error) in source)
+            foreach (var (where, json, error) in source)
             {
                 rows++;
                 var failure = error;
@@ -84,8 +87,8 @@ public static class DatasetReader
                     {
                         var (conversation, format) = RowConverters.Convert(json!, options.Format, options.TrainDetailEnd);
                         if (options.ValidateTemplate) ChatTemplate.Render(conversation.Messages);
-                        result.Conversations.Add(conversation);
-                        result.Origins.Add((file, row));
+                        result.Conversations.Add(conversation with { Origin = where });
+                        result.Origins.Add(where);
                         result.Formats[format] = result.Formats.GetValueOrDefault(format) + 1;
                         continue;
                     }
@@ -93,45 +96,76 @@ public static class DatasetReader
                     catch (ChatTemplateException e) { failure = new RowFieldException("messages", e.Message); }
                 }
                 bad++;
-                var rowError = new DatasetRowError(file, row, failure.Field, failure.Reason);
+                var rowError = new DatasetRowError(where, failure.Field, failure.Reason);
                 if (options.OnError == BadRowPolicy.Fail) throw new DatasetRowException(rowError);
                 result.ErrorCount++;
                 if (result.Errors.Count < options.MaxReportedErrors) result.Errors.Add(rowError);
             }
+            if (rows == 0) throw FileError(file, "no rows (the file is empty)");
             result.Files.Add(new DatasetFileInfo(file, kind, rows, kind == "parquet" ? rowGroups : 0, bad));
         }
         return result;
     }
 
-    static IEnumerable<(long, JsonObject?, RowFieldException?)> JsonRows(string file)
+    static DatasetRowException FileError(string file, string reason, DatasetLocation? where = null) =>
+        new(new DatasetRowError(where ?? DatasetLocation.WholeFile(file), "(file)", reason));
+
+    static IEnumerable<(DatasetLocation, JsonObject?, RowFieldException?)> JsonRows(string file)
     {
-        var text = File.ReadAllText(file, Encoding.UTF8);
-        if (file.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && text.TrimStart().StartsWith('['))
+        var bytes = File.ReadAllBytes(file);
+        if (file.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && FirstNonSpace(bytes) == '[')
         {
             // A .json file holding one array of rows; row = index in the array.
+            var (text, badByte) = Utf8Text.Decode(bytes.AsSpan(Utf8Text.ContentStart(bytes)));
+            if (text == null)
+            {
+                var (line, column) = Utf8Text.LineOf(bytes, Utf8Text.ContentStart(bytes) + badByte);
+                throw FileError(file, $"invalid UTF-8 at byte {column} of the line", DatasetLocation.AtLine(file, line));
+            }
             JsonArray array;
-            try { array = JsonNode.Parse(text)!.AsArray(); }
-            catch (JsonException e) { throw new DatasetRowException(new DatasetRowError(file, 0, "(file)", $"invalid JSON array: {e.Message}")); }
+            try { array = JsonNode.Parse(text, documentOptions: JsonErrorText.Strict)!.AsArray(); }
+            catch (JsonException e)
+            {
+                var line = e.LineNumber is { } n ? n + 1 : 1;
+                throw FileError(file, JsonErrorText.Describe(e, text, "file"), DatasetLocation.AtLine(file, line));
+            }
             for (var i = 0; i < array.Count; i++)
-                yield return array[i] is JsonObject o ? (i, o, null) : (i, null, new RowFieldException("(row)", $"expected a JSON object, got {ConversationJson.Kind(array[i])}"));
+            {
+                var where = DatasetLocation.AtRow(file, i);
+                yield return array[i] is JsonObject o ? (where, o, null) : (where, null, new RowFieldException("(row)", $"expected a JSON object, got {ConversationJson.Kind(array[i])}"));
+            }
             yield break;
         }
-        var lineNo = -1L;
-        using var reader = new StringReader(text);
-        for (var line = reader.ReadLine(); line != null; line = reader.ReadLine())
+        foreach (var (lineNo, line, utf8Error) in Utf8Text.Lines(bytes))
         {
-            lineNo++;
+            var where = DatasetLocation.AtLine(file, lineNo);
+            if (utf8Error != null)
+            {
+                yield return (where, null, new RowFieldException("(line)", utf8Error));
+                continue;
+            }
             if (string.IsNullOrWhiteSpace(line)) continue;
-            JsonNode? node;
-            RowFieldException? error = null;
-            try { node = JsonNode.Parse(line); }
-            catch (JsonException e) { node = null; error = new RowFieldException("(line)", $"invalid JSON: {e.Message}"); }
-            if (error == null && node is not JsonObject) error = new RowFieldException("(line)", $"expected a JSON object, got {ConversationJson.Kind(node)}");
-            yield return (lineNo, node as JsonObject, error);
+            yield return ParseLine(where, line!);
         }
     }
 
-    static IEnumerable<(long, JsonObject?, RowFieldException?)> ParquetRows(string file, Action<int> rowGroupCount)
+    static (DatasetLocation, JsonObject?, RowFieldException?) ParseLine(DatasetLocation where, string line)
+    {
+        JsonNode? node;
+        try { node = JsonNode.Parse(line, documentOptions: JsonErrorText.Strict); }
+        catch (JsonException e) { return (where, null, new RowFieldException("(line)", JsonErrorText.Describe(e, line))); }
+        return node is JsonObject o ? (where, o, null)
+            : (where, null, new RowFieldException("(line)", $"expected a JSON object, got {ConversationJson.Kind(node)}"));
+    }
+
+    static int FirstNonSpace(byte[] bytes)
+    {
+        for (var i = Utf8Text.ContentStart(bytes); i < bytes.Length; i++)
+            if (bytes[i] is not ((byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n')) return bytes[i];
+        return -1;
+    }
+
+    static IEnumerable<(DatasetLocation, JsonObject?, RowFieldException?)> ParquetRows(string file, Action<int> rowGroupCount)
     {
         int groups;
         try
@@ -143,7 +177,7 @@ public static class DatasetReader
         }
         catch (Exception e) when (e is IOException or InvalidDataException or NotSupportedException or InvalidOperationException)
         {
-            throw new DatasetRowException(new DatasetRowError(file, 0, "(file)", $"not a readable Parquet file: {e.Message}"));
+            throw FileError(file, $"not a readable Parquet file: {e.Message}");
         }
         rowGroupCount(groups);
         long row = 0;
@@ -152,7 +186,7 @@ public static class DatasetReader
         {
             var data = ParquetSerializer.DeserializeUntypedAsync(stream, null, g).GetAwaiter().GetResult().Data;
             foreach (var dict in data)
-                yield return (row++, ParquetJson.ToJsonObject(dict), null);
+                yield return (DatasetLocation.AtRow(file, row++), ParquetJson.ToJsonObject(dict), null);
         }
     }
 }

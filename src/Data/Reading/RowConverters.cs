@@ -92,7 +92,7 @@ public static class RowConverters
                 JsonValue w when w.GetValueKind() is JsonValueKind.True or JsonValueKind.False => w.GetValue<bool>(),
                 _ => throw new RowFieldException($"{field}.weight", "expected a number or boolean"),
             };
-            messages.Add(new ChatMessage(role, value, train));
+            messages.Add(EmptyAnswer.Refuse(new ChatMessage(role, value, train), $"{field}.value"));
         }
         return Make(row, messages, "conversations");
     }
@@ -115,7 +115,7 @@ public static class RowConverters
         switch (row["completion"])
         {
             case JsonValue v when v.GetValueKind() == JsonValueKind.String:
-                messages.Add(new ChatMessage(Roles.Assistant, v.GetValue<string>()));
+                messages.Add(EmptyAnswer.Refuse(new ChatMessage(Roles.Assistant, v.GetValue<string>()), "completion"));
                 break;
             case JsonArray a:
                 messages.AddRange(ConversationJson.ParseMessages(a, "completion"));
@@ -127,8 +127,12 @@ public static class RowConverters
     }
 
     static Conversation TextOutput(JsonObject row) => Make(row,
-        [new ChatMessage(Roles.User, ConversationJson.RequiredString(row, "text")), new ChatMessage(Roles.Assistant, ConversationJson.RequiredString(row, "output"))],
+        [new ChatMessage(Roles.User, ConversationJson.RequiredString(row, "text")), Answer(row, "output")],
         "text", "output");
+
+    /// <summary>The assistant turn given by a string column, refused when empty.</summary>
+    static ChatMessage Answer(JsonObject row, string key) =>
+        EmptyAnswer.Refuse(new ChatMessage(Roles.Assistant, ConversationJson.RequiredString(row, key)), key);
 
     static Conversation Alpaca(JsonObject row)
     {
@@ -138,7 +142,7 @@ public static class RowConverters
         var messages = new List<ChatMessage>();
         if (!string.IsNullOrWhiteSpace(system)) messages.Add(new ChatMessage(Roles.System, system));
         messages.Add(new ChatMessage(Roles.User, string.IsNullOrWhiteSpace(input) ? instruction : instruction + "\n\n" + input));
-        messages.Add(new ChatMessage(Roles.Assistant, ConversationJson.RequiredString(row, "output")));
+        messages.Add(Answer(row, "output"));
         return Make(row, messages, "instruction", "input", "output", "system");
     }
 
@@ -152,6 +156,8 @@ public static class RowConverters
         var text = ConversationJson.RequiredString(row, "text");
         foreach (var marker in EndMarkers)
             if (text.EndsWith(marker, StringComparison.Ordinal)) { text = text[..^marker.Length]; break; }
+        // The response is the trained answer; a lead-in alone (or nothing) would train an immediate end of turn.
+        if (PyText.Strip(text).Length == 0) throw new RowFieldException("text", EmptyAnswer.Reason);
         var safe = row["safe"] switch
         {
             null => false,
@@ -181,7 +187,7 @@ public static class RowConverters
             var q = row[$"question_turn{k}"];
             if (q is null) break; // shorter conversations leave the later turns null
             messages.Add(new ChatMessage(Roles.User, ConversationJson.RequiredString(row, $"question_turn{k}")));
-            messages.Add(new ChatMessage(Roles.Assistant, ConversationJson.RequiredString(row, $"answer_turn{k}")));
+            messages.Add(Answer(row, $"answer_turn{k}"));
         }
         foreach (var (key, _) in row)
             if (key.StartsWith("question_turn", StringComparison.Ordinal) || key.StartsWith("answer_turn", StringComparison.Ordinal)) consumed.Add(key);

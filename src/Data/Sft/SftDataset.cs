@@ -1,5 +1,22 @@
 namespace Qwen35.Data;
 
+/// <summary>Why a conversation was cut or left out.</summary>
+public enum SftNoteKind
+{
+    Truncated,
+    DroppedTooLong,
+    DroppedNoTarget,
+}
+
+/// <summary>One conversation that was truncated or dropped, named by where it was read (or its index when built in code).</summary>
+public sealed record SftNote(SftNoteKind Kind, int Index, DatasetLocation? Origin, string? Id, string Reason)
+{
+    public bool Dropped => Kind != SftNoteKind.Truncated;
+
+    /// <summary>"FILE line N (id X): reason".</summary>
+    public override string ToString() => $"{Origin?.ToString() ?? $"conversation {Index}"}{(Id != null ? $" (id {Id})" : "")}: {Reason}";
+}
+
 /// <summary>What happened while encoding a dataset.</summary>
 public sealed class SftEncodeReport
 {
@@ -14,8 +31,14 @@ public sealed class SftEncodeReport
     public SortedDictionary<string, int> KeptPerCategory { get; } = new(StringComparer.Ordinal);
     /// <summary>Token lengths of the kept examples (after truncation).</summary>
     public List<int> Lengths { get; } = [];
-    /// <summary>Up to 20 "(index) reason" lines for dropped or truncated conversations.</summary>
-    public List<string> Notes { get; } = [];
+    /// <summary>What was dropped or truncated and why, naming each conversation by its file and line/row: the first
+    /// <see cref="MaxNotesPerKind"/> dropped ones and the first <see cref="MaxNotesPerKind"/> truncated ones.</summary>
+    public List<SftNote> Notes { get; } = [];
+
+    /// <summary>The notes of dropped conversations (too long, or no trained token).</summary>
+    public IEnumerable<SftNote> DroppedNotes => Notes.Where(n => n.Dropped);
+
+    public const int MaxNotesPerKind = 20;
 
     public long TrainedTokens { get; internal set; }
     public long Tokens { get; internal set; }
@@ -39,20 +62,22 @@ public sealed record SftDataset(IReadOnlyList<TokenizedExample> Examples, IReadO
             if (full.TrainedTokens == 0)
             {
                 report.DroppedNoTarget++;
-                Note(report, i, conversations[i], "no trained token");
+                Note(report, SftNoteKind.DroppedNoTarget, i, conversations[i], NoTrainedTurn);
                 continue;
             }
             var fitted = SftEncoder.FitLength(full, maxLength, policy);
             if (fitted == null)
             {
                 report.DroppedTooLong++;
-                Note(report, i, conversations[i], $"{full.Length} tokens > max_length {maxLength}, dropped");
+                Note(report, SftNoteKind.DroppedTooLong, i, conversations[i], policy == OverLength.Drop
+                    ? $"{full.Length} tokens > max_length {maxLength}, dropped"
+                    : $"{full.Length} tokens > max_length {maxLength}, dropped: no trained token is left after truncation");
                 continue;
             }
             if (fitted.Length < full.Length)
             {
                 report.Truncated++;
-                Note(report, i, conversations[i], $"{full.Length} tokens truncated to {maxLength}");
+                Note(report, SftNoteKind.Truncated, i, conversations[i], $"{full.Length} tokens truncated to {maxLength}");
             }
             examples.Add(fitted);
             sources.Add(i);
@@ -66,8 +91,13 @@ public sealed record SftDataset(IReadOnlyList<TokenizedExample> Examples, IReadO
         return new SftDataset(examples, sources, report);
     }
 
-    static void Note(SftEncodeReport report, int index, Conversation c, string reason)
+    /// <summary>Why a conversation without any trained position is dropped (the words inspect uses too).</summary>
+    public const string NoTrainedTurn = "no trained assistant turn";
+
+    static void Note(SftEncodeReport report, SftNoteKind kind, int index, Conversation c, string reason)
     {
-        if (report.Notes.Count < 20) report.Notes.Add($"conversation {index}{(c.Id != null ? $" (id {c.Id})" : "")}: {reason}");
+        var dropped = kind != SftNoteKind.Truncated;
+        if (report.Notes.Count(n => n.Dropped == dropped) < SftEncodeReport.MaxNotesPerKind)
+            report.Notes.Add(new SftNote(kind, index, c.Origin, c.Id, reason));
     }
 }

@@ -18,16 +18,17 @@ public static class DataPreview
 {
     public static void Run(DataPreviewOptions options, TextWriter output)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(options.Count, 1, nameof(options.Count));
         var tokenizer = TokenizerLoader.Load(options.Tokenizer);
         var read = DatasetReader.Read(options.DataPath, new DatasetReadOptions(OnError: BadRowPolicy.Skip));
         var encoder = new SftEncoder(tokenizer, options.Mask);
         for (var i = 0; i < Math.Min(options.Count, read.Conversations.Count); i++)
         {
             var c = read.Conversations[i];
-            var (file, row) = read.Origins[i];
+            var where = read.Origins[i];
             var e = encoder.EncodeDetailed(c);
             var trained = e.Labels.Count(l => l != TokenizedExample.IgnoreIndex);
-            output.WriteLine($"=== {Path.GetFileName(file)} row {row}  category={CategoryTools.Name(c.Category)}  id={c.Id ?? "-"}  tokens={e.InputIds.Length}  trained={trained}");
+            output.WriteLine($"=== {Path.GetFileName(where.File)} {where.Position}  category={CategoryTools.Name(c.Category)}  id={c.Id ?? "-"}  tokens={e.InputIds.Length}  trained={trained}");
             output.WriteLine(Format(e, encoder.RefusalIdOrNull(), options.Ansi));
         }
         if (read.ErrorCount > 0) output.WriteLine($"({read.ErrorCount} bad rows skipped; first: {read.Errors[0]})");

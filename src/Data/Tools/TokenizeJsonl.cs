@@ -11,11 +11,11 @@ namespace Qwen35.Data;
 /// </summary>
 public static class TokenizeJsonl
 {
-    /// <summary>Processes every line; a bad line throws <see cref="DatasetRowException"/> naming source and line (0-based).</summary>
+    /// <summary>Processes every line; a bad line throws <see cref="DatasetRowException"/> naming source and line (1-based, blank lines counted).</summary>
     public static int Process(ITokenizer tokenizer, TextReader input, TextWriter output, string sourceName, MaskOptions? mask = null)
     {
         var encoder = new SftEncoder(tokenizer, mask);
-        var lineNo = -1;
+        var lineNo = 0;
         var count = 0;
         for (var line = input.ReadLine(); line != null; line = input.ReadLine())
         {
@@ -26,8 +26,8 @@ public static class TokenizeJsonl
                 output.WriteLine(ProcessLine(encoder, line).ToJsonString());
                 count++;
             }
-            catch (RowFieldException e) { throw new DatasetRowException(new DatasetRowError(sourceName, lineNo, e.Field, e.Reason)); }
-            catch (ChatTemplateException e) { throw new DatasetRowException(new DatasetRowError(sourceName, lineNo, "messages", e.Message)); }
+            catch (RowFieldException e) { throw new DatasetRowException(new DatasetRowError(DatasetLocation.AtLine(sourceName, lineNo), e.Field, e.Reason)); }
+            catch (ChatTemplateException e) { throw new DatasetRowException(new DatasetRowError(DatasetLocation.AtLine(sourceName, lineNo), "messages", e.Message)); }
         }
         return count;
     }
@@ -35,8 +35,8 @@ public static class TokenizeJsonl
     static JsonObject ProcessLine(SftEncoder encoder, string line)
     {
         JsonObject row;
-        try { row = JsonNode.Parse(line) as JsonObject ?? throw new RowFieldException("(line)", "expected a JSON object"); }
-        catch (JsonException e) { throw new RowFieldException("(line)", $"invalid JSON: {e.Message}"); }
+        try { row = JsonNode.Parse(line, documentOptions: JsonErrorText.Strict) as JsonObject ?? throw new RowFieldException("(line)", "expected a JSON object"); }
+        catch (JsonException e) { throw new RowFieldException("(line)", JsonErrorText.Describe(e, line)); }
         if (row["messages"] is { } messagesNode)
         {
             var messages = ConversationJson.ParseMessages(messagesNode, "messages");

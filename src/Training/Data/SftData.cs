@@ -99,9 +99,13 @@ public sealed class SftData : IMicroBatchSource
             {
                 var path = RecipeResolver.InputPath(raw, baseDir);
                 var result = DatasetReader.Read(path, readOptions);
-                foreach (var e in result.Errors) log.Warning("{What} data: skipped {Error}", what, e.ToString());
-                if (result.ErrorCount > result.Errors.Count)
-                    log.Warning("{What} data: {More} more bad rows skipped in {Path}", what, result.ErrorCount - result.Errors.Count, path);
+                if (result.ErrorCount > 0)
+                {
+                    // One summary naming the first 5 (file and line/row); the rest only at Debug.
+                    log.Warning("{What} data: {Count} bad rows skipped in {Path}: {First}{More}", what, result.ErrorCount, path,
+                        string.Join("; ", result.Errors.Take(5)), result.ErrorCount > 5 ? $" (and {result.ErrorCount - 5} more)" : "");
+                    foreach (var e in result.Errors.Skip(5)) log.Debug("{What} data: skipped {Error}", what, e.ToString());
+                }
                 log.Information("{What} data: {Count} conversations from {Path}", what, result.Conversations.Count, path);
                 all.AddRange(result.Conversations);
             }
@@ -133,7 +137,13 @@ public sealed class SftData : IMicroBatchSource
             var r = set.Report;
             log.Information("{What} examples: {Kept}/{Total} kept ({Truncated} truncated, {TooLong} dropped as too long, {NoTarget} without trained tokens), {Tokens} tokens, {Trained} trained",
                 name, r.Kept, r.Conversations, r.Truncated, r.DroppedTooLong, r.DroppedNoTarget, r.Tokens, r.TrainedTokens);
-            foreach (var note in r.Notes) log.Debug("{What}: {Note}", name, note);
+            // Dropped examples: one summary naming the first 5 (file and line/row); the rest, and truncations, at Debug.
+            var dropped = r.DroppedNotes.Take(5).ToList();
+            var droppedCount = r.DroppedTooLong + r.DroppedNoTarget;
+            if (droppedCount > 0)
+                log.Information("{What} examples dropped: {Count}: {First}{More}", name, droppedCount,
+                    string.Join("; ", dropped), droppedCount > 5 ? $" (and {droppedCount - 5} more)" : "");
+            foreach (var note in r.Notes.Except(dropped)) log.Debug("{What}: {Note}", name, note.ToString());
         }
         if (trainSet.Examples.Count == 0 && !evalOnly)
             throw new InvalidDataException($"data.train: no usable training example in {string.Join(", ", d.Train)} (see the log for dropped rows)");
