@@ -94,8 +94,14 @@ public class MergedExportTests
         var (model, source) = AdaptedModelAndSource();
         using var _ = model;
         var before = File.ReadAllBytes(Path.Combine(source, "model.safetensors"));
-        var e = Assert.Throws(Is.InstanceOf<UserInputException>(), () => MergedModelExport.Export(model, source, source + "/.", overwrite: true))!;
-        Assert.That(e.Message, Does.Contain(source));
+        var link = Path.Combine(TestPaths.TempDir("lora-merge-link"), "to-source");
+        Directory.CreateSymbolicLink(link, source);
+        foreach (var sameFolder in new[] { source + "/.", link })
+        {
+            var e = Assert.Throws(Is.InstanceOf<UserInputException>(), () => MergedModelExport.Export(model, source, sameFolder, overwrite: true))!;
+            Assert.That(e.Message, Does.StartWith(sameFolder + ": ").And.Contain("model's own folder"));
+        }
+        Assert.That(Listing(source), Is.EqualTo(new[] { "config.json", "model.safetensors" }));
         Assert.That(File.ReadAllBytes(Path.Combine(source, "model.safetensors")), Is.EqualTo(before));
     }
 
