@@ -20,9 +20,9 @@ sealed class ConfigReader(JsonObject root, string source)
     // defaults turned a config without hidden_size into a 9B skeleton that failed later with dozens of shape
     // mismatches. vocab_size, head_dim and the GDN head count/dims are the same for every published size, but they too
     // fix shapes, and a custom model that leaves them out is far more likely broken than a 248320-token 256-dim model.
-    // Everything else keeps HF's default, which every published size shares (conv kernel 4, full attention every
-    // 4th layer, eps 1e-6, partial rotary 0.25, …).
-    internal static readonly string[] RequiredKeys =
+    // Everything else keeps HF's default: either every published size shares it (conv kernel 4, full attention every
+    // 4th layer, eps 1e-6, partial rotary 0.25, …) or it fixes no shape (max_position_embeddings, initializer_range).
+    static readonly string[] RequiredKeys =
     [
         "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
         "head_dim", "linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim",
