@@ -24,11 +24,15 @@ public static class MergedModelExport
     /// Merged weights are written in the source tensor's dtype (a bf16 checkpoint stays bf16; the merge itself was
     /// computed in fp32 and rounded once). All tensors are gathered before writing, so host memory must hold the
     /// model's CPU copy once (a CPU-resident model's weights are not copied when the dtype already matches).
+    /// Everything is written into a temporary sibling folder that is renamed to <paramref name="outDir"/> at the end,
+    /// so a failure (a full disk, an unreadable side file) leaves no half-written checkpoint behind. An existing
+    /// non-empty <paramref name="outDir"/> is refused unless <paramref name="overwrite"/>, and is then replaced only
+    /// once the new checkpoint is complete; the source folder itself is always refused (<see cref="CheckOutput"/>).
     /// </remarks>
-    public static IReadOnlyList<string> Export(nn.Module model, string sourceDir, string outDir, long maxShardBytes = DefaultMaxShardBytes)
+    public static IReadOnlyList<string> Export(nn.Module model, string sourceDir, string outDir, long maxShardBytes = DefaultMaxShardBytes,
+        bool overwrite = false)
     {
-        if (Path.GetFullPath(sourceDir).TrimEnd('/') == Path.GetFullPath(outDir).TrimEnd('/'))
-            throw new ArgumentException($"the output folder {outDir} is the source folder; write the merged model elsewhere");
+        CheckOutput(sourceDir, outDir, overwrite);
         var mergedHere = LoraInjector.Adapters(model).Where(a => !a.Merged).ToList();
         foreach (var a in mergedHere) LoraMerge.Merge(a);
         try
@@ -63,10 +67,12 @@ public static class MergedModelExport
                 }
                 else tensors.Add((name, source.Load(name))); // skipped by our model (vision tower, MTP head): copied through
             }
-            Directory.CreateDirectory(outDir);
-            var written = SafeTensorsWriter.WriteSharded(outDir, tensors, maxShardBytes).ToList();
-            written.AddRange(CopySideFiles(sourceDir, outDir));
-            return written;
+            return WriteThenRename(outDir, temp =>
+            {
+                var written = SafeTensorsWriter.WriteSharded(temp, tensors, maxShardBytes).ToList();
+                written.AddRange(CopySideFiles(sourceDir, temp));
+                return written;
+            });
         }
         finally
         {
@@ -74,7 +80,82 @@ public static class MergedModelExport
         }
     }
 
-    /// <summary>Copies every top-level file of the source that is not checkpoint data (config, tokenizer, template…).</summary>
+    /// <summary>
+    /// Refuses an output folder that is the source model's own folder (always), an existing file, or an existing
+    /// non-empty folder (unless <paramref name="overwrite"/>), with a <see cref="UserInputException"/> naming it. Cheap:
+    /// callers run it before loading a model.
+    /// </summary>
+    public static void CheckOutput(string sourceDir, string outDir, bool overwrite)
+    {
+        if (SameFolder(sourceDir, outDir))
+            throw new UserInputException($"{outDir}: the output folder is the model's own folder (--model); write the merged checkpoint elsewhere");
+        if (File.Exists(outDir))
+            throw new UserInputException($"{outDir}: the output path is a file, not a folder");
+        if (!overwrite && Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
+            throw new UserInputException($"{outDir}: the output folder exists and is not empty; pass --overwrite to replace it");
+    }
+
+    static bool SameFolder(string a, string b)
+    {
+        static string Real(string dir)
+        {
+            var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(dir));
+            // A symlink to the source folder is the source folder.
+            var target = Directory.Exists(full) ? new DirectoryInfo(full).ResolveLinkTarget(returnFinalTarget: true)?.FullName : null;
+            return target is null ? full : Path.TrimEndingDirectorySeparator(Path.GetFullPath(target));
+        }
+        return string.Equals(Real(a), Real(b), StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="write"/> on a fresh temporary sibling of <paramref name="outDir"/>, then puts that folder in
+    /// place of <paramref name="outDir"/> (an existing one is moved aside first and deleted after). On any failure the
+    /// temporary folder is removed and an existing <paramref name="outDir"/> is left as it was. Returns the written
+    /// paths as they are under <paramref name="outDir"/>.
+    /// </summary>
+    static List<string> WriteThenRename(string outDir, Func<string, IReadOnlyList<string>> write)
+    {
+        var target = Path.TrimEndingDirectorySeparator(Path.GetFullPath(outDir));
+        var parent = Path.GetDirectoryName(target)!;
+        var name = Path.GetFileName(target);
+        Directory.CreateDirectory(parent);
+        var temp = Path.Combine(parent, $".{name}.{Guid.NewGuid():N}.tmp");
+        Directory.CreateDirectory(temp);
+        List<string> written;
+        try
+        {
+            written = write(temp).Select(f => Path.Combine(outDir, Path.GetRelativePath(temp, f))).ToList();
+            if (Directory.Exists(target))
+            {
+                var old = Path.Combine(parent, $".{name}.{Guid.NewGuid():N}.old");
+                Directory.Move(target, old);
+                try { Directory.Move(temp, target); }
+                catch
+                {
+                    Directory.Move(old, target);
+                    throw;
+                }
+                DeleteQuietly(old);
+            }
+            else Directory.Move(temp, target);
+        }
+        catch
+        {
+            DeleteQuietly(temp);
+            throw;
+        }
+        return written;
+    }
+
+    static void DeleteQuietly(string dir)
+    {
+        try { if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); }
+        catch (IOException) { /* best effort: the export's own outcome matters more */ }
+        catch (UnauthorizedAccessException) { }
+    }
+
+    /// <summary>Copies every top-level file of the source that is not checkpoint data (config, tokenizer, template…)
+    /// into the (temporary, still private) output folder.</summary>
     static IEnumerable<string> CopySideFiles(string sourceDir, string outDir)
     {
         var copied = new List<string>();
@@ -84,9 +165,7 @@ public static class MergedModelExport
             if (name.EndsWith(".safetensors", StringComparison.Ordinal) || name.EndsWith(".safetensors.index.json", StringComparison.Ordinal)) continue;
             if (name.EndsWith(".bin", StringComparison.Ordinal) || name.EndsWith(".pt", StringComparison.Ordinal) || name.EndsWith(".tmp", StringComparison.Ordinal)) continue;
             var target = Path.Combine(outDir, name);
-            var tmp = target + ".tmp";
-            File.Copy(file, tmp, overwrite: true);
-            File.Move(tmp, target, overwrite: true);
+            File.Copy(file, target);
             copied.Add(target);
         }
         return copied;

@@ -62,7 +62,7 @@ public class ModelVerbTests
     [Test]
     public void InspectSummarisesGoldenFolder()
     {
-        var (code, stdout, stderr) = Invoke("inspect", "--model", TestPaths.GoldenTiny);
+        var (code, stdout, stderr) = Invoke("inspect", "--model", TestPaths.GoldenTiny, "--json");
         Assert.That(code, Is.EqualTo(0), stderr);
         var root = JsonDocument.Parse(stdout).RootElement.GetProperty("model");
         Assert.Multiple(() =>
@@ -77,6 +77,29 @@ public class ModelVerbTests
             Assert.That(ckpt.GetProperty("dtypes").GetProperty("F32").GetInt32(), Is.EqualTo(56));
             Assert.That(ckpt.GetProperty("problem").ValueKind, Is.EqualTo(JsonValueKind.Null));
             Assert.That(root.GetProperty("config").GetProperty("hidden_size").GetInt32(), Is.EqualTo(64));
+        });
+    }
+
+    [Test]
+    public void Inspect_ByDefault_PrintsAShortHumanSummary()
+    {
+        var (code, stdout, stderr) = Invoke("inspect", "--model", TestPaths.GoldenTiny);
+        Assert.That(code, Is.EqualTo(0), stderr);
+        var lines = stdout.TrimEnd().Split('\n');
+        var summary = Qwen35.Models.Config.Qwen35TextConfig.Load(Path.Combine(TestPaths.GoldenTiny, "config.json")).Summary();
+        Assert.Multiple(() =>
+        {
+            Assert.That(stdout.TrimStart(), Does.Not.StartWith("{"), "JSON only with --json");
+            Assert.That(lines, Has.Length.LessThanOrEqualTo(10));
+            Assert.That(lines[0], Is.EqualTo("model: " + TestPaths.GoldenTiny));
+            Assert.That(lines, Does.Contain("  config: " + summary));
+            Assert.That(lines, Does.Contain("  layers: LLLF (3 linear, 1 full)"));
+            // The README's tiny model has 200,360 base parameters tied; the golden model is the same shape untied,
+            // so its lm_head adds 512 x 64 = 32,768.
+            Assert.That(lines, Has.Some.StartsWith("  parameters: 233,128 in 56 tensors"));
+            Assert.That(lines, Does.Contain("  dtypes: F32 56"));
+            Assert.That(lines, Does.Contain("  skipped: model.visual.* 21, mtp.* 15"));
+            Assert.That(lines, Does.Contain("  problem: none"));
         });
     }
 

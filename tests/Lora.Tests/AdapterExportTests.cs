@@ -229,6 +229,65 @@ public class AdapterExportTests
         Assert.That(() => PeftAdapter.Load(rank8), Throws.TypeOf<AdapterFormatException>().With.Message.Contains("rank 4").And.Message.Contains("8"));
     }
 
+    static Models.Config.Qwen35TextConfig GoldenModelConfig =>
+        Models.Config.Qwen35TextConfig.Load(Path.Combine(TestPaths.GoldenTiny, "config.json"));
+
+    [Test]
+    public void Targets_OfTheGoldenAdapter_AgreeWithItsTensorsAndTheModel()
+    {
+        using var file = PeftAdapter.Load(GoldenAdapter);
+        Assert.That(AdapterInspection.CheckTargets(file), Is.Empty);
+        Assert.That(AdapterInspection.CheckTargets(file, GoldenModelConfig), Is.Empty);
+    }
+
+    [Test]
+    public void Targets_ThatMatchNoTensor_AreReported_AndTheModelsUnadaptedModulesNamed()
+    {
+        // k_proj is a real projection of layer 3 (full attention), but the adapter has no tensors for it.
+        var dir = GoldenCopy(editConfig: c => c["target_modules"]!.AsArray().Add("k_proj"));
+        using var file = PeftAdapter.Load(dir);
+
+        Assert.That(AdapterInspection.CheckTargets(file), Is.EqualTo(new[]
+        {
+            "target_modules entry \"k_proj\" matches none of the adapter's tensors",
+        }));
+        Assert.That(AdapterInspection.CheckTargets(file, GoldenModelConfig), Is.EqualTo(new[]
+        {
+            "target_modules entry \"k_proj\" matches none of the adapter's tensors",
+            "1 projection of the model selected by target_modules [down_proj, gate_proj, in_proj_qkv, o_proj, out_proj, q_proj, up_proj, v_proj, k_proj] " +
+            "(layers_to_transform 1, 3) has no tensors in the adapter: model.language_model.layers.3.self_attn.k_proj",
+        }));
+    }
+
+    [Test]
+    public void Tensors_OutsideTheConfiguredLayers_AreReported()
+    {
+        // The config says layer 3 only, but the tensors also adapt layer 1.
+        var dir = GoldenCopy(editConfig: c => c["layers_to_transform"] = new JsonArray(3));
+        using var file = PeftAdapter.Load(dir);
+
+        var problems = AdapterInspection.CheckTargets(file);
+
+        Assert.That(problems, Has.Count.EqualTo(1));
+        Assert.That(problems[0], Is.EqualTo("5 tensor modules are not selected by target_modules [down_proj, gate_proj, in_proj_qkv, o_proj, out_proj, q_proj, up_proj, v_proj] " +
+            "(layers_to_transform 3): model.language_model.layers.1.linear_attn.in_proj_qkv, model.language_model.layers.1.linear_attn.out_proj, " +
+            "model.language_model.layers.1.mlp.down_proj, model.language_model.layers.1.mlp.gate_proj, model.language_model.layers.1.mlp.up_proj"));
+    }
+
+    [Test]
+    public void Targets_AsARegexThatMatchesNoTensor_AreReported()
+    {
+        var dir = GoldenCopy(editConfig: c => { c["target_modules"] = @".*\.foo_proj"; c["layers_to_transform"] = null; });
+        using var file = PeftAdapter.Load(dir);
+
+        var problems = AdapterInspection.CheckTargets(file, GoldenModelConfig);
+
+        Assert.That(problems[0], Is.EqualTo("target_modules regex \".*\\.foo_proj\" matches none of the adapter's tensors and no module of the model"));
+        Assert.That(problems[1], Does.StartWith("11 tensor modules are not selected by target_modules regex \".*\\.foo_proj\": "));
+        Assert.That(problems[1], Does.EndWith(", …"), "long lists are cut after five names");
+        Assert.That(problems, Has.Count.EqualTo(2));
+    }
+
     [Test]
     public void Portability_WarnsWithWhatToDo()
     {

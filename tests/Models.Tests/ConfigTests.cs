@@ -99,7 +99,7 @@ public class ConfigTests
     {
         var root = JsonNode.Parse(File.ReadAllText(GoldenConfigPath))!.AsObject();
         root["text_config"]![field] = JsonNode.Parse(valueJson);
-        var e = Assert.Throws<InvalidDataException>(() => Qwen35TextConfig.Parse(root.ToJsonString(), "/models/x/config.json"))!;
+        var e = Assert.Throws(Is.InstanceOf<UserInputException>(), () => Qwen35TextConfig.Parse(root.ToJsonString(), "/models/x/config.json"))!;
         Assert.That(e.Message, Does.Contain("/models/x/config.json"));
         Assert.That(e.Message, Does.Contain("text_config." + expectedField));
     }
@@ -107,15 +107,75 @@ public class ConfigTests
     [Test]
     public void MissingRopeThetaIsAnError()
     {
-        var e = Assert.Throws<InvalidDataException>(() =>
-            Qwen35TextConfig.Parse("""{"model_type": "qwen3_5_text", "hidden_size": 32}""", "c.json"))!;
-        Assert.That(e.Message, Does.Contain("c.json").And.Contain("rope_theta"));
+        var flat = JsonNode.Parse(FlatLegacy)!.AsObject();
+        flat.Remove("rope_theta");
+        var e = Assert.Throws(Is.InstanceOf<UserInputException>(), () => Qwen35TextConfig.Parse(flat.ToJsonString(), "c.json"))!;
+        Assert.That(e.Message, Does.StartWith("c.json: ").And.Contain("rope_theta"));
+    }
+
+    // The keys that fix the tensor shapes and whose HF defaults are 9B numbers (hidden 4096, 32 layers, …): without
+    // them a small model's config used to load as a 9B skeleton and fail later with dozens of shape mismatches.
+    static readonly string[] RequiredKeys =
+    [
+        "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+        "head_dim", "linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim",
+    ];
+
+    [TestCaseSource(nameof(RequiredKeys))]
+    public void MissingRequiredKey_InTheWrapperLayout_IsAnErrorNamingFileAndKey(string key)
+    {
+        var root = JsonNode.Parse(File.ReadAllText(GoldenConfigPath))!.AsObject();
+        root["text_config"]!.AsObject().Remove(key);
+        var e = Assert.Throws(Is.InstanceOf<UserInputException>(), () => Qwen35TextConfig.Parse(root.ToJsonString(), "/models/x/config.json"))!;
+        Assert.That(e.Message, Is.EqualTo($"/models/x/config.json: text_config.{key} is missing; it is required (it fixes the tensor shapes and has no default that fits every model size)"));
+    }
+
+    [TestCaseSource(nameof(RequiredKeys))]
+    public void MissingRequiredKey_InTheFlatLayout_IsAnErrorNamingFileAndKey(string key)
+    {
+        var flat = JsonNode.Parse(FlatLegacy)!.AsObject();
+        flat.Remove(key);
+        var e = Assert.Throws(Is.InstanceOf<UserInputException>(), () => Qwen35TextConfig.Parse(flat.ToJsonString(), "flat.json"))!;
+        Assert.That(e.Message, Does.StartWith($"flat.json: {key} is missing; it is required"));
+    }
+
+    [Test]
+    public void SeveralMissingRequiredKeys_AreNamedTogetherOnOneLine()
+    {
+        var e = Assert.Throws(Is.InstanceOf<UserInputException>(), () =>
+            Qwen35TextConfig.Parse("""{"model_type": "qwen3_5_text", "vocab_size": 100, "rope_theta": 1e7}""", "c.json"))!;
+        Assert.That(e.Message, Is.EqualTo("c.json: hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, " +
+            "num_key_value_heads, head_dim, linear_num_key_heads, linear_num_value_heads, linear_key_head_dim, linear_value_head_dim " +
+            "are missing; they are required (they fix the tensor shapes and have no default that fits every model size)"));
+        Assert.That(e.Message, Does.Not.Contain("\n"));
+    }
+
+    [Test]
+    public void KeysWithAFamilyWideDefault_MayBeLeftOut()
+    {
+        // HF's defaults that every Qwen3.5 size shares: conv kernel 4, a full-attention layer every 4th, eps 1e-6,
+        // partial rotary 0.25, untied (flat), no eos.
+        var flat = JsonNode.Parse(FlatLegacy)!.AsObject();
+        foreach (var key in new[] { "linear_conv_kernel_dim", "full_attention_interval", "partial_rotary_factor", "tie_word_embeddings", "eos_token_id", "rope_scaling" })
+            flat.Remove(key);
+        var c = Qwen35TextConfig.Parse(flat.ToJsonString(), "flat.json");
+        Assert.Multiple(() =>
+        {
+            Assert.That(c.LinearConvKernelDim, Is.EqualTo(4));
+            Assert.That(c.LayerTypes, Is.EqualTo(new[] { "linear_attention", "linear_attention", "linear_attention",
+                "full_attention", "linear_attention", "linear_attention" }));
+            Assert.That(c.PartialRotaryFactor, Is.EqualTo(0.25));
+            Assert.That(c.TieWordEmbeddings, Is.False);
+            Assert.That(c.EosTokenIds, Is.Empty);
+            Assert.That(c.MropeSection, Is.EqualTo(new[] { 11, 11, 10 }));
+            Assert.That(c.RmsNormEps, Is.EqualTo(1e-6));
+        });
     }
 
     [Test]
     public void OtherModelTypeIsRejected()
     {
-        var e = Assert.Throws<InvalidDataException>(() =>
+        var e = Assert.Throws(Is.InstanceOf<UserInputException>(), () =>
             Qwen35TextConfig.Parse("""{"model_type": "qwen3_next", "rope_theta": 1}""", "c.json"))!;
         Assert.That(e.Message, Does.Contain("model_type"));
     }

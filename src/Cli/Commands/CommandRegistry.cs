@@ -13,7 +13,7 @@ static class CommandRegistry
         yield return ScoreCommand.Build();
         yield return GenerateCommand.Build();
         yield return InspectCommand.Build();
-        yield return LoraCommands.Build();
+        yield return MergeCommand.Build();
         yield return DataCommands.Build();
         yield return TokenizeCommand.Build();
         yield return BenchCommand.Build();

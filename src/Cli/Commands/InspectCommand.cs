@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -13,7 +14,7 @@ namespace Qwen35.Cli.Commands;
 /// (config summary, layer pattern, parameter counts by module type, checkpoint dtypes, skipped keys, key mismatches)
 /// and what a PEFT LoRA adapter holds (targets, ranks, scaling, counts, portability warnings); with both, whether the
 /// adapter fits the model. Reads config files and safetensors headers only, so it is instant even for 27B.
-/// One JSON object on stdout (sections "model" and "adapter").
+/// Stdout: a short human summary, or with --json one JSON object (sections "model" and "adapter").
 /// </summary>
 public static class InspectCommand
 {
@@ -28,8 +29,9 @@ public static class InspectCommand
     {
         var model = new Option<DirectoryInfo?>("--model") { Description = "Hugging Face Qwen3.5 folder (config.json + safetensors)" };
         var adapter = new Option<DirectoryInfo?>("--adapter") { Description = "PEFT LoRA adapter folder" };
+        var json = new Option<bool>("--json") { Description = "Print the full description as one JSON object instead of the summary" };
         var cmd = new Command("inspect", "Describe a model folder (config, layer pattern, parameter counts, dtypes, skipped keys) " +
-                                         "and/or a LoRA adapter (targets, ranks, fit)") { model, adapter };
+                                         "and/or a LoRA adapter (targets, ranks, fit)") { model, adapter, json };
         cmd.SetAction(pr =>
         {
             var modelDir = pr.GetValue(model)?.FullName;
@@ -40,14 +42,15 @@ public static class InspectCommand
                 stderr.WriteLine("inspect: error: give --model DIR and/or --adapter DIR");
                 return 1;
             }
-            return Run(modelDir, adapterDir, pr.InvocationConfiguration.Output, stderr);
+            return Run(modelDir, adapterDir, pr.GetValue(json), pr.InvocationConfiguration.Output, stderr);
         });
         return cmd;
     }
 
     /// <summary>The verb's body; returns the exit code: 0 ok (a model whose checkpoint does not match its config is
-    /// reported in "model.checkpoint.problem"), 2 unreadable input or an adapter that does not fit, 3 runtime failure.</summary>
-    public static int Run(string? modelDir, string? adapterDir, TextWriter stdout, TextWriter stderr)
+    /// reported in "model.checkpoint.problem"), 2 unreadable input, an adapter that does not fit the model or whose
+    /// target_modules disagree with its tensors, 3 runtime failure.</summary>
+    public static int Run(string? modelDir, string? adapterDir, bool json, TextWriter stdout, TextWriter stderr)
     {
         return CliErrors.Run("inspect", stderr, () =>
         {
@@ -60,15 +63,17 @@ public static class InspectCommand
                 result["model"] = DescribeModel(modelDir, plan);
                 if (plan.Problem is not null) stderr.WriteLine($"inspect: warning: {plan.Problem}");
             }
-            var code = 0;
+            string? adapterError = null;
             if (adapterDir != null)
             {
-                var (section, fits) = DescribeAdapter(adapterDir, config);
+                var (section, error) = DescribeAdapter(adapterDir, modelDir, config);
                 result["adapter"] = section;
-                if (!fits) code = 2;
+                adapterError = error;
             }
-            stdout.WriteLine(result.ToJsonString(Indented));
-            return code;
+            stdout.Write(json ? result.ToJsonString(Indented) + "\n" : Summary(result));
+            if (adapterError is null) return CliErrors.Ok;
+            stderr.WriteLine($"inspect: error: {adapterError}");
+            return CliErrors.BadInput;
         });
     }
 
@@ -116,9 +121,10 @@ public static class InspectCommand
         };
     }
 
-    /// <summary>The "adapter" section: config, per-module table, parameter counts, portability warnings and (with a
-    /// model) the fit check; Fits is false when an adapter tensor does not fit the model.</summary>
-    static (JsonObject Section, bool Fits) DescribeAdapter(string adapterDir, Qwen35TextConfig? config)
+    /// <summary>The "adapter" section: config, per-module table, parameter counts, portability warnings, whether the
+    /// targets agree with the tensors and (with a model) the fit check. Error (one line, for stderr) is null when the
+    /// adapter is consistent and fits.</summary>
+    static (JsonObject Section, string? Error) DescribeAdapter(string adapterDir, string? modelDir, Qwen35TextConfig? config)
     {
         using var file = PeftAdapter.Load(adapterDir);
         var o = file.Options;
@@ -157,11 +163,87 @@ public static class InspectCommand
             }).ToArray()),
             ["portability_warnings"] = new JsonArray(warnings.Select(w => (JsonNode?)w).ToArray()),
         };
-        if (config is null) return (adapter, true);
+        // Loaders follow the tensors, but PEFT attaches where target_modules points: a disagreement means the adapter
+        // is not what its config says (the issue's adapter named foo_proj over q_proj tensors and "fitted").
+        var targetProblems = AdapterInspection.CheckTargets(file, config);
+        adapter["target_problems"] = new JsonArray(targetProblems.Select(p => (JsonNode?)p).ToArray());
+        if (config is null)
+            return (adapter, targetProblems.Count == 0 ? null
+                : $"{adapterDir}: target_modules in {PeftAdapterConfig.FileName} disagree with the adapter's tensors ({Count(targetProblems.Count, "problem")}, listed on stdout)");
         var problems = AdapterInspection.CheckAgainst(file, config);
-        adapter["fits_model"] = problems.Count == 0;
+        var fits = problems.Count == 0 && targetProblems.Count == 0;
+        adapter["fits_model"] = fits;
         adapter["fit_problems"] = new JsonArray(problems.Select(p => (JsonNode?)p).ToArray());
-        return (adapter, problems.Count == 0);
+        return (adapter, fits ? null
+            : $"{adapterDir}: the adapter does not fit the model {modelDir} ({Count(problems.Count + targetProblems.Count, "problem")}, listed on stdout)");
+    }
+
+    static string Count(int n, string noun) => n == 1 ? $"1 {noun}" : $"{n} {noun}s";
+
+    /// <summary>
+    /// The default output: a few lines per section, everything taken from the JSON that --json prints (so the two
+    /// cannot disagree). Model: path, config summary line, layer pattern, parameters, checkpoint, dtypes, skipped keys,
+    /// problem. Adapter: path, base model, targets, ranks and scaling, parameters, warnings, and whether the targets
+    /// agree with the tensors (without a model) or whether it fits the model (with one), with the problems listed.
+    /// </summary>
+    static string Summary(JsonObject result)
+    {
+        var ci = CultureInfo.InvariantCulture;
+        var sb = new System.Text.StringBuilder();
+        void Line(string text) => sb.Append(text).Append('\n');
+        static IEnumerable<(string Key, JsonNode? Value)> Props(JsonNode? o) => o!.AsObject().Select(kv => (kv.Key, kv.Value));
+        // The JSON holds longs, ints and doubles alike; its text is the one form they share.
+        string Num(JsonNode? n) => double.Parse(n!.ToJsonString(), ci).ToString("#,0.######", ci);
+
+        if (result["model"] is JsonObject m)
+        {
+            var pattern = m["layer_pattern"]!.GetValue<string>();
+            var p = m["parameters"]!;
+            var c = m["checkpoint"]!;
+            Line($"model: {m["path"]}");
+            Line($"  config: {m["summary"]}");
+            Line($"  layers: {pattern} ({pattern.Count(x => x == 'L')} linear, {pattern.Count(x => x == 'F')} full)");
+            Line($"  parameters: {Num(p["total"])} in {p["tensors"]} tensors (" +
+                 string.Join(", ", Props(p["by_module_type"]).Select(kv => $"{kv.Key} {Num(kv.Value)}")) + ")");
+            var files = c["files"]!.GetValue<int>();
+            Line($"  checkpoint: {Count(files, "file")}, {c["layout"]} layout, {c["tensors"]} tensors ({c["text_tensors"]} text)");
+            Line($"  dtypes: {string.Join(", ", Props(c["dtypes"]).Select(kv => $"{kv.Key} {kv.Value}"))}");
+            var skipped = Props(c["skipped"]).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key} {kv.Value}").ToList();
+            Line($"  skipped: {(skipped.Count == 0 ? "none" : string.Join(", ", skipped))}");
+            Line($"  problem: {c["problem"]?.GetValue<string>() ?? "none"}");
+        }
+        if (result["adapter"] is JsonObject a)
+        {
+            Line($"adapter: {a["path"]}");
+            if (a["base_model_name_or_path"] is { } baseModel) Line($"  base model: {baseModel}");
+            var targets = a["target_modules"] is JsonArray list
+                ? string.Join(", ", list.Select(t => t!.GetValue<string>()))
+                : $"regex \"{a["target_modules"]}\"";
+            var layers = a["layers_to_transform"] is JsonArray l ? "; layers " + string.Join(", ", l.Select(x => x!.ToJsonString())) : "";
+            Line($"  targets: {targets}{layers}");
+            Line($"  modules: {a["modules"]}, rank {string.Join("/", a["ranks"]!.AsArray().Select(Num))}, lora_alpha {Num(a["lora_alpha"])}, " +
+                 $"scaling {string.Join("/", a["scalings"]!.AsArray().Select(Num))}{(a["use_rslora"]!.GetValue<bool>() ? " (rsLoRA)" : "")}");
+            var count = a["parameters"]!["adapter"]!.GetValue<long>();
+            double? share = a["parameters"]!["share_of_total"] is { } sh ? double.Parse(sh.ToJsonString(), ci) : null;
+            Line(share is { } s
+                ? string.Create(ci, $"  parameters: {count:N0} ({s * 100:0.####}% of {Math.Round(count / s):N0} with the model)")
+                : string.Create(ci, $"  parameters: {count:N0}"));
+            foreach (var w in a["portability_warnings"]!.AsArray()) Line($"  warning: {w}");
+            var targetProblems = a["target_problems"]!.AsArray().Select(x => x!.GetValue<string>()).ToList();
+            List<string> problems;
+            if (a["fits_model"] is { } fits)
+            {
+                problems = [.. targetProblems, .. a["fit_problems"]!.AsArray().Select(x => x!.GetValue<string>())];
+                Line(fits.GetValue<bool>() ? "  fits the model: yes" : $"  fits the model: no ({Count(problems.Count, "problem")})");
+            }
+            else
+            {
+                problems = targetProblems;
+                Line(problems.Count == 0 ? "  targets agree with the tensors: yes" : $"  targets agree with the tensors: no ({Count(problems.Count, "problem")})");
+            }
+            foreach (var p in problems) Line($"    - {p}");
+        }
+        return sb.ToString();
     }
 
     /// <summary>Groups a parameter name by the module kind that owns it.</summary>

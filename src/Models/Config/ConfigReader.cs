@@ -15,6 +15,19 @@ sealed class ConfigReader(JsonObject root, string source)
     // Fields whose presence means a mixture-of-experts or otherwise different architecture.
     static readonly string[] MoeKeys = ["num_experts", "num_experts_per_tok", "moe_intermediate_size", "shared_expert_intermediate_size"];
 
+    // Keys that fix the tensor shapes and must be present. HF's Qwen3_5TextConfig defaults them to the 9B's numbers
+    // (hidden 4096, 32 layers, 16/4 heads, 32 value heads, …), which no small or custom model shares: taking those
+    // defaults turned a config without hidden_size into a 9B skeleton that failed later with dozens of shape
+    // mismatches. vocab_size, head_dim and the GDN head count/dims are the same for every published size, but they too
+    // fix shapes, and a custom model that leaves them out is far more likely broken than a 248320-token 256-dim model.
+    // Everything else keeps HF's default: either every published size shares it (conv kernel 4, full attention every
+    // 4th layer, eps 1e-6, partial rotary 0.25, …) or it fixes no shape (max_position_embeddings, initializer_range).
+    static readonly string[] RequiredKeys =
+    [
+        "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+        "head_dim", "linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim",
+    ];
+
     JsonObject text = null!;
     string prefix = "";
 
@@ -44,13 +57,19 @@ sealed class ConfigReader(JsonObject root, string source)
         if (act != "silu") throw Error("hidden_act", $"'{act}' is not supported (only silu)");
         if (OptBool(text, "attention_bias") == true) throw Error("attention_bias", "true is not supported (Qwen3.5 has no biases)");
 
-        var hidden = Int("hidden_size", 4096);
-        var layers = Int("num_hidden_layers", 32);
-        var heads = Int("num_attention_heads", 16);
-        var kvHeads = Int("num_key_value_heads", 4);
-        var headDim = Int("head_dim", 256);
-        var lkHeads = Int("linear_num_key_heads", 16);
-        var lvHeads = Int("linear_num_value_heads", 32);
+        var missing = RequiredKeys.Where(k => text[k] is null).Select(k => prefix + k).ToList();
+        if (missing.Count == 1)
+            throw new ConfigException($"{source}: {missing[0]} is missing; it is required (it fixes the tensor shapes and has no default that fits every model size)");
+        if (missing.Count > 1)
+            throw new ConfigException($"{source}: {string.Join(", ", missing)} are missing; they are required (they fix the tensor shapes and have no default that fits every model size)");
+
+        var hidden = Int("hidden_size");
+        var layers = Int("num_hidden_layers");
+        var heads = Int("num_attention_heads");
+        var kvHeads = Int("num_key_value_heads");
+        var headDim = Int("head_dim");
+        var lkHeads = Int("linear_num_key_heads");
+        var lvHeads = Int("linear_num_value_heads");
         if (heads % kvHeads != 0)
             throw Error("num_attention_heads", $"{heads} is not divisible by num_key_value_heads {kvHeads}");
         if (lvHeads % lkHeads != 0)
@@ -62,17 +81,17 @@ sealed class ConfigReader(JsonObject root, string source)
 
         return new Qwen35TextConfig
         {
-            VocabSize = Int("vocab_size", 248320),
+            VocabSize = Int("vocab_size"),
             HiddenSize = hidden,
-            IntermediateSize = Int("intermediate_size", 12288),
+            IntermediateSize = Int("intermediate_size"),
             NumHiddenLayers = layers,
             NumAttentionHeads = heads,
             NumKeyValueHeads = kvHeads,
             HeadDim = headDim,
             LinearNumKeyHeads = lkHeads,
             LinearNumValueHeads = lvHeads,
-            LinearKeyHeadDim = Int("linear_key_head_dim", 128),
-            LinearValueHeadDim = Int("linear_value_head_dim", 128),
+            LinearKeyHeadDim = Int("linear_key_head_dim"),
+            LinearValueHeadDim = Int("linear_value_head_dim"),
             LinearConvKernelDim = Int("linear_conv_kernel_dim", 4),
             LayerTypes = ReadLayerTypes(layers),
             RmsNormEps = Double(text, "rms_norm_eps") ?? 1e-6,
@@ -148,10 +167,11 @@ sealed class ConfigReader(JsonObject root, string source)
         };
     }
 
-    int Int(string field, int defaultValue)
+    /// <summary>A positive integer field; <paramref name="defaultValue"/> null means required (checked up front).</summary>
+    int Int(string field, int? defaultValue = null)
     {
         var node = text[field];
-        if (node is null) return defaultValue;
+        if (node is null) return defaultValue ?? throw Error(field, "is missing");
         if (node.GetValueKind() != JsonValueKind.Number || !node.AsValue().TryGetValue<int>(out var v))
             throw Error(field, $"must be an integer, got {node.ToJsonString()}");
         if (v <= 0 && field != "full_attention_interval") throw Error(field, $"must be positive, got {v}");
@@ -186,5 +206,5 @@ sealed class ConfigReader(JsonObject root, string source)
         return node.GetValue<string>();
     }
 
-    InvalidDataException Error(string field, string what) => new($"{source}: {prefix}{field} {what}");
+    ConfigException Error(string field, string what) => new($"{source}: {prefix}{field} {what}");
 }

@@ -48,8 +48,9 @@ public sealed record Qwen35TextConfig
     public int LinearConvDim => 2 * LinearKeyDim + LinearValueDim;
     public bool IsFullAttention(int layer) => LayerTypes[layer] == FullAttention;
 
-    /// <summary>Reads a config.json (wrapper or flat layout). Bad or unsupported configs throw
-    /// <see cref="InvalidDataException"/> naming the file and the field.</summary>
+    /// <summary>Reads a config.json (wrapper or flat layout). Bad or unsupported configs, and configs without a key
+    /// that fixes the tensor shapes (hidden_size, num_hidden_layers, …), throw <see cref="ConfigException"/> naming the
+    /// file and the key.</summary>
     public static Qwen35TextConfig Load(string configJsonPath)
     {
         if (!File.Exists(configJsonPath))
@@ -64,11 +65,11 @@ public sealed record Qwen35TextConfig
         try
         {
             root = JsonNode.Parse(json) as JsonObject
-                   ?? throw new InvalidDataException($"{sourceName}: the config is not a JSON object");
+                   ?? throw new ConfigException($"{sourceName}: the config is not a JSON object");
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{sourceName}: invalid JSON: {e.Message}");
+            throw new ConfigException($"{sourceName}: invalid JSON: {e.Message}");
         }
         return new ConfigReader(root, sourceName).Read();
     }

@@ -6,11 +6,13 @@ using static TorchSharp.torch;
 namespace Qwen35.Cli.Commands;
 
 /// <summary>
-/// `trainer merge --model DIR --adapter DIR --out DIR`: folds a PEFT LoRA adapter into the base weights and writes a
-/// Hugging Face checkpoint in the source's own key layout (vision tower and MTP tensors copied through, config and
-/// tokenizer files copied), loadable by any Qwen3.5 loader. The list of written files goes to stdout, progress to stderr.
+/// `trainer merge --model DIR --adapter DIR --out DIR [--overwrite]`: folds a PEFT LoRA adapter into the base weights
+/// and writes a Hugging Face checkpoint in the source's own key layout (vision tower and MTP tensors copied through,
+/// config and tokenizer files copied), loadable by any Qwen3.5 loader. An existing non-empty --out is refused unless
+/// --overwrite, --out = --model always; the checkpoint appears under --out only once it is complete. The list of
+/// written files goes to stdout, progress to stderr.
 /// </summary>
-public static class LoraCommands
+public static class MergeCommand
 {
     public static Command Build()
     {
@@ -27,18 +29,21 @@ public static class LoraCommands
             Description = "Largest shard in bytes (Hugging Face's default 5e9)",
             DefaultValueFactory = _ => MergedModelExport.DefaultMaxShardBytes,
         };
-        var cmd = new Command("merge", "Merge a LoRA adapter into its base model and write a full checkpoint") { model, adapter, output, dtype, shard };
-        cmd.SetAction(pr => RunMerge(pr.GetValue(model)!.FullName, pr.GetValue(adapter)!.FullName, pr.GetValue(output)!.FullName,
-            pr.GetValue(dtype)!, pr.GetValue(shard), pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error));
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing non-empty --out folder (never the --model folder)" };
+        var cmd = new Command("merge", "Merge a LoRA adapter into its base model and write a full checkpoint") { model, adapter, output, dtype, shard, overwrite };
+        cmd.SetAction(pr => Run(pr.GetValue(model)!.FullName, pr.GetValue(adapter)!.FullName, pr.GetValue(output)!.FullName,
+            pr.GetValue(dtype)!, pr.GetValue(shard), pr.GetValue(overwrite), pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error));
         return cmd;
     }
 
     /// <summary>The merge verb's body; returns the exit code (0 ok, 2 bad input named in the message, 3 runtime failure).</summary>
-    public static int RunMerge(string modelDir, string adapterDir, string outDir, string dtypeName, long maxShardBytes,
+    public static int Run(string modelDir, string adapterDir, string outDir, string dtypeName, long maxShardBytes, bool overwrite,
         TextWriter stdout, TextWriter stderr)
     {
         return CliErrors.Run("merge", stderr, () =>
         {
+            // Before loading anything: a refused --out should not cost a model load.
+            MergedModelExport.CheckOutput(modelDir, outDir, overwrite);
             var dtype = ResolveDtype(dtypeName, modelDir);
             stderr.WriteLine($"merge: loading {modelDir} ({dtype})");
             var (m, report) = Qwen35ForCausalLM.FromPretrained(modelDir, dtype, CPU);
@@ -47,7 +52,7 @@ public static class LoraCommands
                 stderr.WriteLine($"merge: {report}");
                 var loaded = LoraInjector.LoadAdapter(m, adapterDir);
                 stderr.WriteLine(loaded.Report.Format());
-                var written = MergedModelExport.Export(m, modelDir, outDir, maxShardBytes);
+                var written = MergedModelExport.Export(m, modelDir, outDir, maxShardBytes, overwrite);
                 stdout.WriteLine($"merged {loaded.Report.Modules.Count} adapters from {adapterDir} into {outDir}");
                 foreach (var f in written) stdout.WriteLine(f);
             }
