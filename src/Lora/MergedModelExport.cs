@@ -81,13 +81,48 @@ public static class MergedModelExport
     }
 
     /// <summary>
+    /// Merges and writes a model that has no source checkpoint (<c>builtin:tiny</c>): every base parameter under its
+    /// own name (the published layout, <c>model.language_model.*</c>), in its own dtype, plus
+    /// <paramref name="configJson"/> as config.json, so any Qwen3.5 loader (this one included) reads it back. Written
+    /// and refused like <see cref="Export"/>.
+    /// </summary>
+    public static IReadOnlyList<string> ExportWithoutSource(nn.Module model, string configJson, string outDir,
+        long maxShardBytes = DefaultMaxShardBytes, bool overwrite = false)
+    {
+        CheckOutput(sourceDir: null, outDir, overwrite);
+        var mergedHere = LoraInjector.Adapters(model).Where(a => !a.Merged).ToList();
+        foreach (var a in mergedHere) LoraMerge.Merge(a);
+        try
+        {
+            using var scope = NewDisposeScope();
+            var tensors = model.named_parameters()
+                .Where(p => !p.name.Contains(".lora_A.", StringComparison.Ordinal) && !p.name.Contains(".lora_B.", StringComparison.Ordinal))
+                .OrderBy(p => p.name, StringComparer.Ordinal)
+                .Select(p => (p.name, p.parameter.detach().to(CPU).contiguous()))
+                .ToList();
+            return WriteThenRename(outDir, temp =>
+            {
+                var written = SafeTensorsWriter.WriteSharded(temp, tensors, maxShardBytes).ToList();
+                var config = Path.Combine(temp, "config.json");
+                AtomicFile.WriteAllText(config, configJson);
+                written.Add(config);
+                return written;
+            });
+        }
+        finally
+        {
+            foreach (var a in mergedHere) LoraMerge.Unmerge(a);
+        }
+    }
+
+    /// <summary>
     /// Refuses an output folder that is the source model's own folder (always), an existing file, or an existing
     /// non-empty folder (unless <paramref name="overwrite"/>), with a <see cref="UserInputException"/> naming it. Cheap:
     /// callers run it before loading a model.
     /// </summary>
-    public static void CheckOutput(string sourceDir, string outDir, bool overwrite)
+    public static void CheckOutput(string? sourceDir, string outDir, bool overwrite)
     {
-        if (SameFolder(sourceDir, outDir))
+        if (sourceDir is not null && SameFolder(sourceDir, outDir))
             throw new UserInputException($"{outDir}: the output folder is the model's own folder (--model); write the merged checkpoint elsewhere");
         if (File.Exists(outDir))
             throw new UserInputException($"{outDir}: the output path is a file, not a folder");

@@ -6,6 +6,7 @@ using System.Text.Json.Nodes;
 using Qwen35.Lora;
 using Qwen35.Models;
 using Qwen35.Models.Config;
+using Qwen35.Training;
 
 namespace Qwen35.Cli.Commands;
 
@@ -27,14 +28,14 @@ public static class InspectCommand
 
     public static Command Build()
     {
-        var model = new Option<DirectoryInfo?>("--model") { Description = "Hugging Face Qwen3.5 folder (config.json + safetensors)" };
+        var model = new Option<string?>("--model") { Description = $"Hugging Face Qwen3.5 folder (config.json + safetensors) or {Session.BuiltinTiny}" };
         var adapter = new Option<DirectoryInfo?>("--adapter") { Description = "PEFT LoRA adapter folder" };
         var json = new Option<bool>("--json") { Description = "Print the full description as one JSON object instead of the summary" };
         var cmd = new Command("inspect", "Describe a model folder (config, layer pattern, parameter counts, dtypes, skipped keys) " +
                                          "and/or a LoRA adapter (targets, ranks, fit)") { model, adapter, json };
         cmd.SetAction(pr =>
         {
-            var modelDir = pr.GetValue(model)?.FullName;
+            var modelDir = pr.GetValue(model);
             var adapterDir = pr.GetValue(adapter)?.FullName;
             var stderr = pr.InvocationConfiguration.Error;
             if (modelDir == null && adapterDir == null)
@@ -58,10 +59,17 @@ public static class InspectCommand
             Qwen35TextConfig? config = null;
             if (modelDir != null)
             {
-                using var plan = CheckpointPlan.Open(modelDir);
-                config = plan.Config;
-                result["model"] = DescribeModel(modelDir, plan);
-                if (plan.Problem is not null) stderr.WriteLine($"inspect: warning: {plan.Problem}");
+                // The session resolves the name (a folder, or builtin:tiny, which has a config but no checkpoint).
+                var session = Session.Open(new SessionOptions { Model = modelDir });
+                config = session.Config;
+                modelDir = session.ModelDir;
+                if (modelDir is null) result["model"] = DescribeModel(Session.BuiltinTiny, config, null);
+                else
+                {
+                    using var plan = CheckpointPlan.Open(modelDir);
+                    result["model"] = DescribeModel(modelDir, plan.Config, plan);
+                    if (plan.Problem is not null) stderr.WriteLine($"inspect: warning: {plan.Problem}");
+                }
             }
             string? adapterError = null;
             if (adapterDir != null)
@@ -77,16 +85,17 @@ public static class InspectCommand
         });
     }
 
-    static JsonObject DescribeModel(string modelDir, CheckpointPlan plan)
+    /// <summary>The "model" section; <paramref name="plan"/> is null for a model without a checkpoint (builtin:tiny),
+    /// whose "checkpoint" is then null.</summary>
+    static JsonObject DescribeModel(string modelDir, Qwen35TextConfig config, CheckpointPlan? plan)
     {
-        var config = plan.Config;
         var manifest = ParameterManifest.For(config);
         var byType = new SortedDictionary<string, long>(StringComparer.Ordinal);
         foreach (var e in manifest) byType[ModuleType(e.Name)] = byType.GetValueOrDefault(ModuleType(e.Name)) + e.Count;
         var dtypes = new SortedDictionary<string, int>(StringComparer.Ordinal);
-        foreach (var source in plan.Mapping.Values)
+        foreach (var source in plan?.Mapping.Values ?? [])
         {
-            var d = plan.Checkpoint.Info(source).Dtype;
+            var d = plan!.Checkpoint.Info(source).Dtype;
             dtypes[d] = dtypes.GetValueOrDefault(d) + 1;
         }
         var fp32Kept = manifest.Where(e => e.KeptFp32)
@@ -106,7 +115,7 @@ public static class InspectCommand
                 ["by_module_type"] = new JsonObject(byType.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
                 ["kept_fp32"] = new JsonArray(fp32Kept.Select(n => (JsonNode?)n).ToArray()),
             },
-            ["checkpoint"] = new JsonObject
+            ["checkpoint"] = plan is null ? null : new JsonObject
             {
                 ["source"] = plan.Checkpoint.Source,
                 ["files"] = plan.Checkpoint.Files.Count,
@@ -199,12 +208,17 @@ public static class InspectCommand
         {
             var pattern = m["layer_pattern"]!.GetValue<string>();
             var p = m["parameters"]!;
-            var c = m["checkpoint"]!;
+            var c = m["checkpoint"];
             Line($"model: {m["path"]}");
             Line($"  config: {m["summary"]}");
             Line($"  layers: {pattern} ({pattern.Count(x => x == 'L')} linear, {pattern.Count(x => x == 'F')} full)");
             Line($"  parameters: {Num(p["total"])} in {p["tensors"]} tensors (" +
                  string.Join(", ", Props(p["by_module_type"]).Select(kv => $"{kv.Key} {Num(kv.Value)}")) + ")");
+            if (c is null)
+            {
+                Line("  checkpoint: none (built in: weights are drawn from a seed when a verb loads it)");
+                goto adapter;
+            }
             var files = c["files"]!.GetValue<int>();
             Line($"  checkpoint: {Count(files, "file")}, {c["layout"]} layout, {c["tensors"]} tensors ({c["text_tensors"]} text)");
             Line($"  dtypes: {string.Join(", ", Props(c["dtypes"]).Select(kv => $"{kv.Key} {kv.Value}"))}");
@@ -212,6 +226,7 @@ public static class InspectCommand
             Line($"  skipped: {(skipped.Count == 0 ? "none" : string.Join(", ", skipped))}");
             Line($"  problem: {c["problem"]?.GetValue<string>() ?? "none"}");
         }
+        adapter:
         if (result["adapter"] is JsonObject a)
         {
             Line($"adapter: {a["path"]}");

@@ -52,13 +52,14 @@ sealed class SessionFlags
         command.Options.Add(Device);
     }
 
-    /// <summary>The session options the flags name; a bad --dtype is a <see cref="UserInputException"/> naming it.</summary>
-    public SessionOptions Read(ParseResult pr) => new()
+    /// <summary>The session options the flags name; a bad --dtype is a <see cref="UserInputException"/> naming it.
+    /// <paramref name="precision"/>, when given, is used instead of --dtype (a verb's own reading of it, e.g. auto).</summary>
+    public SessionOptions Read(ParseResult pr, Precision? precision = null) => new()
     {
         Model = pr.GetValue(Model) ?? Session.BuiltinTiny,
         Adapter = _adapter ? pr.GetValue(Adapter) : null,
         Tokenizer = pr.GetValue(Tokenizer),
-        Precision = OptionNames.Parse<Precision>(pr.GetValue(Dtype)!, "--dtype"),
+        Precision = precision ?? OptionNames.Parse<Precision>(pr.GetValue(Dtype)!, "--dtype"),
         Device = pr.GetValue(Device)!,
     };
 }
