@@ -34,6 +34,8 @@ public sealed class SftTrainer : IDisposable
     SftData? _data;
     AdamW? _optimizer;
     List<(string Name, Parameter Param)> _trainable = [];
+    OutputDirectory? _output;
+    OutputMode _mode;
 
     /// <param name="recipe">A validated recipe.</param>
     /// <param name="baseDir">Folder that relative input paths of the recipe resolve against.</param>
@@ -45,6 +47,9 @@ public sealed class SftTrainer : IDisposable
         _log = log;
     }
 
+    /// <summary>train.log.jsonl of the run, opened once output_dir exists (null: the logger handles files itself).</summary>
+    public RunLogFile? LogFile { get; init; }
+
     /// <summary>Called after every optimizer step (progress bars).</summary>
     public Action<StepReport>? OnStep { get; set; }
 
@@ -53,13 +58,16 @@ public sealed class SftTrainer : IDisposable
 
     public SftData Data => _data ?? throw new InvalidOperationException("call Setup first");
 
-    /// <summary>Builds everything, in dependency order. Each step states what it needs from the previous ones.</summary>
-    public void Setup()
+    /// <summary>Builds everything, in dependency order. Each step states what it needs from the previous ones.
+    /// <paramref name="mode"/>: a new run (refused if output_dir holds an earlier one), a new run that first deletes the
+    /// earlier run's files, or a resumed run (<see cref="OutputMode"/>).</summary>
+    public void Setup(OutputMode mode = OutputMode.Fresh)
     {
         var r = _recipe;
-        // 1. Output folder and the exact recipe used (logger sinks already point into it; see TrainLogging).
-        Directory.CreateDirectory(r.OutputDir);
-        File.WriteAllText(Path.Combine(r.OutputDir, "recipe.yaml"), RecipeLoader.ToYaml(r));
+        // 1. Output folder: checked before anything is loaded, but neither created nor cleaned until Run starts, so a
+        // setup that fails (model, data) leaves no folder behind and an earlier run untouched (OutputDirectory).
+        _mode = mode;
+        _output = OutputDirectory.Check(r.OutputDir, mode);
 
         // 2. Runtime: threads, seed, device, dtype. Seeding before the model makes random weights and LoRA init repeatable.
         if (r.CpuThreads > 0) torch.set_num_threads(r.CpuThreads);
@@ -101,12 +109,19 @@ public sealed class SftTrainer : IDisposable
     /// <summary>
     /// Trains (from scratch, or continuing the checkpoint named by <paramref name="resume"/>: a folder or
     /// <c>latest</c>), then writes output_dir/adapter (PEFT format + model card) and output_dir/loss.png.
-    /// <paramref name="stopAfterStep"/> interrupts the run after that many steps (no final adapter).
+    /// <paramref name="stopAfterStep"/> interrupts the run after that many steps (no final adapter); so does cancelling
+    /// <paramref name="stop"/> (Ctrl-C), which also checkpoints the last completed step.
     /// </summary>
-    public TrainRunResult Run(string? resume = null, int? stopAfterStep = null)
+    public TrainRunResult Run(string? resume = null, int? stopAfterStep = null, CancellationToken stop = default)
     {
-        if (_model is null) Setup();
+        if (_model is null) Setup(resume is null ? OutputMode.Fresh : OutputMode.Resume);
+        if (resume is not null && _mode != OutputMode.Resume)
+            throw new InvalidOperationException("resuming needs Setup(OutputMode.Resume)");
         var r = _recipe;
+        // Setup succeeded: now output_dir is cleaned (--overwrite), created, and receives the log and the exact recipe.
+        _output!.Begin();
+        LogFile?.Open(Path.Combine(r.OutputDir, "train.log.jsonl"));
+        AtomicFile.WriteAllText(Path.Combine(r.OutputDir, "recipe.yaml"), RecipeLoader.ToYaml(r));
         var s = r.Schedule;
         var wall = Stopwatch.StartNew();
         var schedule = new LrSchedule(s.LearningRate, LrSchedule.WarmupFor(s.WarmupSteps, s.WarmupRatio, TotalSteps), TotalSteps,
@@ -136,7 +151,7 @@ public sealed class SftTrainer : IDisposable
         {
             OnStep = OnStep,
         };
-        var result = loop.Run(state, stopAfterStep);
+        var result = loop.Run(state, stopAfterStep, stop);
 
         var losses = result.History.Where(h => h.Loss is not null).Select(h => h.Loss!.Value).ToList();
         double? first = losses.Count > 0 ? losses[0] : null, last = losses.Count > 0 ? losses[^1] : null;
