@@ -152,7 +152,7 @@ public static class TrainCommand
     /// end the process at once (exit 130); no finally block runs then, so the cursor is shown here first. Dispose
     /// (every other way out, exceptions included) unhooks and shows the cursor.
     /// </summary>
-    sealed class CtrlC : IDisposable
+    public sealed class CtrlC : IDisposable
     {
         readonly TrainInterrupt _interrupt;
         readonly IAnsiConsole? _bar;
