@@ -118,10 +118,6 @@ public sealed class SftTrainer : IDisposable
         if (resume is not null && _mode != OutputMode.Resume)
             throw new InvalidOperationException("resuming needs Setup(OutputMode.Resume)");
         var r = _recipe;
-        // Setup succeeded: now output_dir is cleaned (--overwrite), created, and receives the log and the exact recipe.
-        _output!.Begin();
-        LogFile?.Open(Path.Combine(r.OutputDir, "train.log.jsonl"));
-        AtomicFile.WriteAllText(Path.Combine(r.OutputDir, "recipe.yaml"), RecipeLoader.ToYaml(r));
         var s = r.Schedule;
         var wall = Stopwatch.StartNew();
         var schedule = new LrSchedule(s.LearningRate, LrSchedule.WarmupFor(s.WarmupSteps, s.WarmupRatio, TotalSteps), TotalSteps,
@@ -146,6 +142,12 @@ public sealed class SftTrainer : IDisposable
                 _log.Warning("resume: checkpoint {Dir} was written by a different recipe (hash {Old}, now {New}); continuing with the current recipe", dir, state.RecipeHash, hash);
             _log.Information("resume: {Dir} at step {Step}/{Total} (epoch {Epoch}, micro-batch {Pos})", dir, state.Step, TotalSteps, state.Epoch, state.MicroBatchInEpoch);
         }
+
+        // Setup (resume state included) succeeded: now output_dir is cleaned (--overwrite), created, and receives the
+        // log and the exact recipe.
+        _output!.Begin();
+        LogFile?.Open(Path.Combine(r.OutputDir, "train.log.jsonl"));
+        AtomicFile.WriteAllText(Path.Combine(r.OutputDir, "recipe.yaml"), RecipeLoader.ToYaml(r));
 
         var loop = new TrainLoop(_model!, _trainable, _optimizer!, _data!, _data!.EvalBatches, _data.Categories, options, _log, SaveAdapter)
         {

@@ -121,6 +121,9 @@ public class TrainOutputDirTests
         Assert.That(code, Is.EqualTo(2), stderr);
         (code, _, stderr) = Run(Tiny(output, "--set", "model=/no/such/model"));
         Assert.That(code, Is.EqualTo(2), stderr);
+        (code, _, stderr) = Run(Tiny(output, "--resume"));
+        Assert.That(code, Is.EqualTo(2), stderr);
+        Assert.That(stderr, Does.Contain("no checkpoint"));
         Assert.That(Directory.GetFileSystemEntries(parent), Is.Empty, "no output folder (nor its parents) left behind");
     }
 
