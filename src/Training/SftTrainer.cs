@@ -33,6 +33,8 @@ public sealed class SftTrainer : IDisposable
     SftData? _data;
     AdamW? _optimizer;
     List<(string Name, Parameter Param)> _trainable = [];
+    OutputDirectory? _output;
+    OutputMode _mode;
 
     /// <param name="recipe">A validated recipe.</param>
     /// <param name="baseDir">Folder that relative input paths of the recipe resolve against.</param>
@@ -44,6 +46,9 @@ public sealed class SftTrainer : IDisposable
         _log = log;
     }
 
+    /// <summary>train.log.jsonl of the run, opened once output_dir exists (null: the logger handles files itself).</summary>
+    public RunLogFile? LogFile { get; init; }
+
     /// <summary>Called after every optimizer step (progress bars).</summary>
     public Action<StepReport>? OnStep { get; set; }
 
@@ -52,13 +57,16 @@ public sealed class SftTrainer : IDisposable
 
     public SftData Data => _data ?? throw new InvalidOperationException("call Setup first");
 
-    /// <summary>Builds everything, in dependency order. Each step states what it needs from the previous ones.</summary>
-    public void Setup()
+    /// <summary>Builds everything, in dependency order. Each step states what it needs from the previous ones.
+    /// <paramref name="mode"/>: a new run (refused if output_dir holds an earlier one), a new run that first deletes the
+    /// earlier run's files, or a resumed run (<see cref="OutputMode"/>).</summary>
+    public void Setup(OutputMode mode = OutputMode.Fresh)
     {
         var r = _recipe;
-        // 1. Output folder and the exact recipe used (logger sinks already point into it; see TrainLogging).
-        Directory.CreateDirectory(r.OutputDir);
-        File.WriteAllText(Path.Combine(r.OutputDir, "recipe.yaml"), RecipeLoader.ToYaml(r));
+        // 1. Output folder: checked before anything is loaded, but neither created nor cleaned until Run starts, so a
+        // setup that fails (model, data) leaves no folder behind and an earlier run untouched (OutputDirectory).
+        _mode = mode;
+        _output = OutputDirectory.Check(r.OutputDir, mode);
 
         // 2. Session: model folder or builtin, tokenizer, dtype, device, threads, resolved once (see Session).
         // Seeding before the model makes random weights and LoRA init repeatable.
@@ -95,11 +103,14 @@ public sealed class SftTrainer : IDisposable
     /// <summary>
     /// Trains (from scratch, or continuing the checkpoint named by <paramref name="resume"/>: a folder or
     /// <c>latest</c>), then writes output_dir/adapter (PEFT format + model card) and output_dir/loss.png.
-    /// <paramref name="stopAfterStep"/> interrupts the run after that many steps (no final adapter).
+    /// <paramref name="stopAfterStep"/> interrupts the run after that many steps (no final adapter); so does cancelling
+    /// <paramref name="stop"/> (Ctrl-C), which also checkpoints the last completed step.
     /// </summary>
-    public TrainRunResult Run(string? resume = null, int? stopAfterStep = null)
+    public TrainRunResult Run(string? resume = null, int? stopAfterStep = null, CancellationToken stop = default)
     {
-        if (_model is null) Setup();
+        if (_model is null) Setup(resume is null ? OutputMode.Fresh : OutputMode.Resume);
+        if (resume is not null && _mode != OutputMode.Resume)
+            throw new InvalidOperationException("resuming needs Setup(OutputMode.Resume)");
         var r = _recipe;
         var s = r.Schedule;
         var wall = Stopwatch.StartNew();
@@ -125,11 +136,17 @@ public sealed class SftTrainer : IDisposable
             _log.Information("resume: {Dir} at step {Step}/{Total} (epoch {Epoch}, micro-batch {Pos})", dir, state.Step, TotalSteps, state.Epoch, state.MicroBatchInEpoch);
         }
 
+        // Setup (resume state included) succeeded: now output_dir is cleaned (--overwrite), created, and receives the
+        // log and the exact recipe.
+        _output!.Begin();
+        LogFile?.Open(Path.Combine(r.OutputDir, "train.log.jsonl"));
+        AtomicFile.WriteAllText(Path.Combine(r.OutputDir, "recipe.yaml"), RecipeLoader.ToYaml(r));
+
         var loop = new TrainLoop(_model!, _trainable, _optimizer!, _data!, _data!.EvalBatches, _data.Categories, options, _log, SaveAdapter)
         {
             OnStep = OnStep,
         };
-        var result = loop.Run(state, stopAfterStep);
+        var result = loop.Run(state, stopAfterStep, stop);
 
         var losses = result.History.Where(h => h.Loss is not null).Select(h => h.Loss!.Value).ToList();
         double? first = losses.Count > 0 ? losses[0] : null, last = losses.Count > 0 ? losses[^1] : null;
@@ -140,7 +157,7 @@ public sealed class SftTrainer : IDisposable
             adapterDir = Path.Combine(r.OutputDir, "adapter");
             foreach (var warning in PeftAdapter.Save(adapterDir, _model!, r.Lora, r.Model))
                 _log.Warning("adapter portability: {Warning}", warning);
-            WriteText(Path.Combine(adapterDir, "README.md"), ModelCard(result, first, last));
+            AtomicFile.WriteAllText(Path.Combine(adapterDir, "README.md"), ModelCard(result, first, last));
             _log.Information("adapter written to {Dir}", adapterDir);
         }
         _log.Information("done: {Steps} steps, loss {First:F4} -> {Last:F4}, eval {Eval}, {Seconds:F1} s",
@@ -188,13 +205,6 @@ public sealed class SftTrainer : IDisposable
         }
         sb.AppendLine(ci, $"- trained tokens: {result.State.TrainedTokens}, skipped non-finite steps: {result.State.SkippedNonfinite}, training time {result.State.ElapsedSeconds:F0} s");
         return sb.ToString();
-    }
-
-    static void WriteText(string path, string text)
-    {
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, text);
-        File.Move(tmp, path, overwrite: true);
     }
 
     public void Dispose()

@@ -18,8 +18,9 @@ public class EndToEndTests
         // The shipped tiny recipe, shortened: fewer and shorter rows so the test stays within seconds.
         var recipe = RecipeLoader.Parse(resolved.Text, resolved.Source,
             [$"output_dir={output}", "schedule.max_steps=8", "data.max_length=384", "data.pack_length=384", "eval_every=4", "save_every=4", "cpu_threads=1"]);
-        using var log = TrainLogging.Create(output, Serilog.Events.LogEventLevel.Warning);
-        using var trainer = new SftTrainer(recipe, resolved.BaseDir, log);
+        using var logFile = new RunLogFile();
+        using var log = TrainLogging.CreateDeferred(logFile, Serilog.Events.LogEventLevel.Warning);
+        using var trainer = new SftTrainer(recipe, resolved.BaseDir, log) { LogFile = logFile };
         var result = trainer.Run();
 
         Assert.That(result.Loop.Completed, Is.True);
@@ -65,8 +66,9 @@ public class EndToEndTests
             $"model={TestPaths.GoldenTiny}", "tokenizer=builtin", $"output_dir={output}", "schedule.max_steps=3",
             "data.max_length=256", "data.pack_length=256", "save_every=0", "activation_checkpointing=true",
         ]);
-        using var log = TrainLogging.Create(output, Serilog.Events.LogEventLevel.Warning);
-        using var trainer = new SftTrainer(recipe, resolved.BaseDir, log);
+        using var logFile = new RunLogFile();
+        using var log = TrainLogging.CreateDeferred(logFile, Serilog.Events.LogEventLevel.Warning);
+        using var trainer = new SftTrainer(recipe, resolved.BaseDir, log) { LogFile = logFile };
         var result = trainer.Run();
         Assert.That(result.Loop.Completed && result.AdapterDir is not null);
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(output, "adapter", "adapter_config.json")))!;

@@ -13,9 +13,9 @@ public class TrainLoopTests
 {
     static readonly ILogger Quiet = new LoggerConfiguration().CreateLogger();
 
-    sealed record Run(TrainLoop Loop, List<(string Name, Parameter Param)> Trainable, AdamW Optimizer);
+    sealed record Run(TrainLoop Loop, List<(string Name, Parameter Param)> Trainable, AdamW Optimizer, Qwen35.Models.Qwen35ForCausalLM Model);
 
-    static Run Make(string outputDir, int totalSteps, int saveEvery = 0, int keepLast = 2, long seed = 1, int batches = 6)
+    static Run Make(string outputDir, int totalSteps, int saveEvery = 0, int keepLast = 2, long seed = 1, int batches = 6, int evalEvery = 4)
     {
         var (model, trainable) = TinySetup.Model(seed);
         var g = new Generator(11);
@@ -25,11 +25,11 @@ public class TrainLoopTests
         var options = new TrainLoopOptions
         {
             TotalSteps = totalSteps, GradAccum = 2, Schedule = new LrSchedule(1e-2, 2, totalSteps, LrSchedulerKind.Cosine),
-            OutputDir = outputDir, SaveEvery = saveEvery, KeepLast = keepLast, EvalEvery = 4, Seed = seed,
+            OutputDir = outputDir, SaveEvery = saveEvery, KeepLast = keepLast, EvalEvery = evalEvery, Seed = seed,
         };
         var loop = new TrainLoop(model, trainable, optimizer, new TinySetup.ListSource(data, seed), eval, ["a", "b"],
             options, Quiet, dir => Directory.CreateDirectory(dir));
-        return new Run(loop, trainable, optimizer);
+        return new Run(loop, trainable, optimizer, model);
     }
 
     [Test]
@@ -62,6 +62,73 @@ public class TrainLoopTests
     }
 
     [Test]
+    public void AStopRequestCheckpointsTheFinishedStepAndResumesToTheUninterruptedResult()
+    {
+        // No periodic checkpoints: the one the stop request writes is the only way back. The request arrives during
+        // step 5 (inside epoch 1); the step finishes, is checkpointed, and the loop returns.
+        var continuousDir = TestPaths.TempDir("stop-a");
+        var continuous = Make(continuousDir, 8).Loop.Run();
+
+        var interruptedDir = TestPaths.TempDir("stop-b");
+        var first = Make(interruptedDir, 8);
+        using var interrupt = new TrainInterrupt();
+        first.Loop.OnStep = r =>
+        {
+            if (r.Step == 5) Assert.That(interrupt.Press(), Is.True, "the first press asks for a graceful stop");
+        };
+        var stopped = first.Loop.Run(stop: interrupt.Token);
+        Assert.That((stopped.Interrupted, stopped.Completed, stopped.State.Step), Is.EqualTo((true, false, 5)));
+        Assert.That(stopped.Checkpoint, Is.EqualTo(Path.Combine(interruptedDir, "checkpoints", "step_000005")));
+        Assert.That(interrupt.Press(), Is.False, "a second press means stop at once");
+
+        var again = Make(interruptedDir, 8);
+        var dir = new CheckpointStore(interruptedDir, 2).Resolve("latest");
+        Assert.That(dir, Is.EqualTo(stopped.Checkpoint));
+        var resumed = again.Loop.Run(CheckpointStore.Load(dir, again.Trainable, again.Optimizer));
+
+        var a = MetricsWriter.Read(Path.Combine(continuousDir, "metrics.jsonl"));
+        var b = MetricsWriter.Read(Path.Combine(interruptedDir, "metrics.jsonl"));
+        Assert.That(b.Select(r => r.Step), Is.EqualTo(Enumerable.Range(1, 8)));
+        Assert.That(b.Select(r => r.Loss), Is.EqualTo(a.Select(r => r.Loss)), "bit-exact loss curve");
+        Assert.That(b.Select(r => r.EvalLoss), Is.EqualTo(a.Select(r => r.EvalLoss)));
+        Assert.That(resumed.Completed, Is.True);
+        Assert.That(resumed.FinalEval!.Loss, Is.EqualTo(continuous.FinalEval!.Loss));
+    }
+
+    [Test]
+    public void AStopRequestBeforeTheFirstStepSavesNothing()
+    {
+        var dir = TestPaths.TempDir("stop-early");
+        using var interrupt = new TrainInterrupt();
+        interrupt.Press();
+        var result = Make(dir, 8, saveEvery: 1).Loop.Run(stop: interrupt.Token);
+        Assert.That((result.Interrupted, result.State.Step, result.Checkpoint), Is.EqualTo((true, 0, (string?)null)));
+        Assert.That(Directory.Exists(Path.Combine(dir, "checkpoints")), Is.False);
+    }
+
+    [Test]
+    public void ANonFiniteEvalLossStopsTheRunNamingTheStep()
+    {
+        // Eval every 4 steps. After step 3 a NaN is put into a frozen weight (the final norm): step 4's update is
+        // skipped by the NaN guard (1 of 5 allowed), but its eval loss is NaN, which must end the run there instead of
+        // finishing with a broken adapter.
+        var dir = TestPaths.TempDir("nan-eval");
+        var run = Make(dir, 8, saveEvery: 2);
+        var norm = run.Model.named_parameters().Single(p => p.name.EndsWith("norm.weight", StringComparison.Ordinal) && !p.name.Contains(".layers.")).parameter;
+        run.Loop.OnStep = r =>
+        {
+            if (r.Step == 3)
+                using (no_grad()) norm[0] = tensor(float.NaN);
+        };
+        var e = Assert.Throws<TrainingDivergedException>(() => run.Loop.Run());
+        Assert.That(e!.Message, Does.Contain("eval loss is NaN at step 4"));
+        Assert.That(Directory.GetDirectories(Path.Combine(dir, "checkpoints")).Select(Path.GetFileName), Is.EqualTo(new[] { "step_000002" }),
+            "the checkpoint written before is kept; none is written for the failed step");
+        var metrics = MetricsWriter.Read(Path.Combine(dir, "metrics.jsonl"));
+        Assert.That(metrics[^1].Step, Is.EqualTo(4), "the failed step's metrics (NaN eval loss) are logged");
+    }
+
+    [Test]
     public void CheckpointsAreCompleteAndOnlyTheLastKAreKept()
     {
         var dir = TestPaths.TempDir("keep");
@@ -84,7 +151,8 @@ public class TrainLoopTests
     [Test]
     public void NonFiniteStepsAreSkippedThenTheRunStops()
     {
-        var run = Make(TestPaths.TempDir("nan"), 10);
+        // No eval before the 5th skipped step (a NaN eval loss would stop the run first; see the test above).
+        var run = Make(TestPaths.TempDir("nan"), 10, evalEvery: 0);
         var poisoned = run.Trainable[0].Param;
         using (no_grad()) poisoned[0, 0] = tensor(float.NaN);
         var other = run.Trainable[1].Param.clone();

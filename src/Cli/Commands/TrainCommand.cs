@@ -11,12 +11,16 @@ using Spectre.Console;
 namespace Qwen35.Cli.Commands;
 
 /// <summary>
-/// `trainer train --recipe NAME|FILE [--set key.sub=value]... [--resume [DIR|latest]]`. Train is also the default
-/// verb: the root command takes the same options, so `trainer --recipe tiny` trains.
+/// `trainer train --recipe NAME|FILE [--set key.sub=value]... [--resume [DIR|latest] | --overwrite]`. Train is also the
+/// default verb: the root command takes the same options, so `trainer --recipe tiny` trains. Ctrl-C once: finish the
+/// step, checkpoint, print the resume command, exit 130; twice: stop at once (exit 130).
 /// </summary>
 public static class TrainCommand
 {
-    sealed record TrainOptions(Option<string> Recipe, Option<string[]> Set, Option<string?> Resume, Option<bool> NoProgress);
+    sealed record TrainOptions(Option<string> Recipe, Option<string[]> Set, Option<string?> Resume, Option<bool> NoProgress, Option<bool> Overwrite);
+
+    /// <summary>Exit code of a run stopped by Ctrl-C (128 + SIGINT, what a shell reports for an interrupted command).</summary>
+
 
     static TrainOptions MakeOptions(bool recipeRequired) => new(
         new Option<string>("--recipe", "-r")
@@ -34,14 +38,18 @@ public static class TrainCommand
             Description = "Continue from a checkpoint: a checkpoint folder, or 'latest' (default when the flag has no value) = newest under output_dir/checkpoints",
             Arity = ArgumentArity.ZeroOrOne,
         },
-        new Option<bool>("--no-progress") { Description = "Log lines instead of a progress bar even on a terminal" });
+        new Option<bool>("--no-progress") { Description = "Log lines instead of a progress bar even on a terminal" },
+        new Option<bool>("--overwrite")
+        {
+            Description = "Start a new run in an output_dir that holds an earlier run, deleting that run's files first (checkpoints, adapter, metrics, logs, plot, recipe.yaml; never other files)",
+        });
 
     public static Command Build()
     {
         var o = MakeOptions(recipeRequired: true);
         var cmd = new Command("train", "Fine-tune a Qwen3.5 model with LoRA from a recipe (the default verb: `trainer --recipe tiny` works too)")
         {
-            o.Recipe, o.Set, o.Resume, o.NoProgress,
+            o.Recipe, o.Set, o.Resume, o.NoProgress, o.Overwrite,
         };
         cmd.SetAction(pr => Run(pr, o));
         return cmd;
@@ -55,6 +63,7 @@ public static class TrainCommand
         root.Options.Add(o.Set);
         root.Options.Add(o.Resume);
         root.Options.Add(o.NoProgress);
+        root.Options.Add(o.Overwrite);
         root.SetAction(pr =>
         {
             if (pr.GetValue(o.Recipe) is null)
@@ -75,15 +84,23 @@ public static class TrainCommand
             var recipe = RecipeLoader.Parse(resolved.Text, resolved.Source, pr.GetValue(o.Set) ?? []);
             outputDir = recipe.OutputDir;
             string? resume = pr.GetResult(o.Resume) is null ? null : pr.GetValue(o.Resume) ?? "latest";
-            Directory.CreateDirectory(recipe.OutputDir);
+            var overwrite = pr.GetValue(o.Overwrite);
+            if (overwrite && resume is not null)
+                throw new UserInputException("--overwrite and --resume exclude each other: --resume continues the run in output_dir, --overwrite deletes it");
+            var mode = resume is not null ? OutputMode.Resume : overwrite ? OutputMode.Overwrite : OutputMode.Fresh;
 
             var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
             // Spectre draws nothing when stderr is not a terminal; then the periodic log lines are the progress.
             var bar = !pr.GetValue(o.NoProgress) && !Console.IsErrorRedirected && console.Profile.Capabilities.Interactive;
-            using var log = TrainLogging.Create(recipe.OutputDir, bar ? LogEventLevel.Warning : LogEventLevel.Information);
+            // train.log.jsonl waits in memory until output_dir exists (created only once setup succeeded).
+            using var logFile = new RunLogFile();
+            using var log = TrainLogging.CreateDeferred(logFile, bar ? LogEventLevel.Warning : LogEventLevel.Information);
+            using var interrupt = new TrainInterrupt();
+            // Ctrl-C wiring, and the cursor shown again on every way out of here (Spectre hides it while drawing).
+            using var ctrlC = new CtrlC(interrupt, bar ? console : null);
             log.Information("recipe {Source} (hash {Hash}) -> {Output}", resolved.Source, RecipeLoader.Hash(recipe), recipe.OutputDir);
-            using var trainer = new SftTrainer(recipe, resolved.BaseDir, log);
-            trainer.Setup();
+            using var trainer = new SftTrainer(recipe, resolved.BaseDir, log) { LogFile = logFile };
+            trainer.Setup(mode);
 
             TrainRunResult result;
             if (bar)
@@ -99,10 +116,21 @@ public static class TrainCommand
                             task.Value = r.Step;
                             task.Description = $"step {r.Step}/{r.TotalSteps} loss {r.Loss:F4} lr {r.Lr:E1}";
                         };
-                        result = trainer.Run(resume);
+                        result = trainer.Run(resume, stop: interrupt.Token);
                     });
             }
-            else result = trainer.Run(resume);
+            else result = trainer.Run(resume, stop: interrupt.Token);
+
+            if (result.Loop.Interrupted)
+            {
+                Console.WriteLine($"output: {Path.GetFullPath(recipe.OutputDir)}");
+                Console.WriteLine($"steps: {result.Loop.State.Step}");
+                if (result.Loop.Checkpoint is not null) Console.WriteLine($"checkpoint: {Path.GetFullPath(result.Loop.Checkpoint)}");
+                if (result.Loop.State.Step > 0)
+                    log.Warning("interrupted at step {Step}; resume with: {Command}", result.Loop.State.Step, ResumeCommand(pr, o));
+                else log.Warning("interrupted before the first optimizer step; nothing to resume");
+                return CliErrors.Interrupted;
+            }
 
             // Results on stdout; everything else went to stderr and train.log.jsonl.
             Console.WriteLine($"output: {Path.GetFullPath(recipe.OutputDir)}");
@@ -115,4 +143,56 @@ public static class TrainCommand
             return CliErrors.Ok;
         }, logDir: () => outputDir is not null && Directory.Exists(outputDir) ? outputDir : null);
     }
+
+    /// <summary>
+    /// Console.CancelKeyPress for the length of a run. First Ctrl-C: cancel the runtime's default termination and ask
+    /// the loop to stop after the current optimizer step (it checkpoints; the verb exits 130). Second: let the runtime
+    /// end the process at once (exit 130); no finally block runs then, so the cursor is shown here first. Dispose
+    /// (every other way out, exceptions included) unhooks and shows the cursor.
+    /// </summary>
+    public sealed class CtrlC : IDisposable
+    {
+        readonly TrainInterrupt _interrupt;
+        readonly IAnsiConsole? _bar;
+
+        public CtrlC(TrainInterrupt interrupt, IAnsiConsole? bar)
+        {
+            _interrupt = interrupt;
+            _bar = bar;
+            Console.CancelKeyPress += OnCancel;
+        }
+
+        void OnCancel(object? sender, ConsoleCancelEventArgs e)
+        {
+            if (_interrupt.Press())
+            {
+                e.Cancel = true;
+                Console.Error.WriteLine("Ctrl-C: stopping after the current optimizer step to save a checkpoint (Ctrl-C again stops at once, losing it)");
+                return;
+            }
+            _bar?.Cursor.Show(true);
+            Console.Error.WriteLine("Ctrl-C again: stopped at once; steps since the last checkpoint are lost");
+        }
+
+        public void Dispose()
+        {
+            Console.CancelKeyPress -= OnCancel;
+            _bar?.Cursor.Show(true);
+        }
+    }
+
+    /// <summary>The command that continues this run: the same recipe and overrides, plus --resume (the interrupted
+    /// run's checkpoint is the newest in output_dir). Arguments are quoted for a POSIX shell where needed.</summary>
+    static string ResumeCommand(ParseResult pr, TrainOptions o)
+    {
+        var args = new List<string> { "trainer", "--recipe", pr.GetValue(o.Recipe)! };
+        foreach (var set in pr.GetValue(o.Set) ?? []) args.AddRange(["--set", set]);
+        if (pr.GetValue(o.NoProgress)) args.Add("--no-progress");
+        args.Add("--resume");
+        return string.Join(' ', args.Select(ShellQuote));
+    }
+
+    static string ShellQuote(string arg) =>
+        arg.Length > 0 && arg.All(c => char.IsAsciiLetterOrDigit(c) || "-_./=:,+@%".Contains(c)) ? arg : "'" + arg.Replace("'", "'\\''") + "'";
 }
+

@@ -47,8 +47,10 @@ public sealed record EvalResult(double Loss, IReadOnlyDictionary<string, double>
 /// <summary>What one optimizer step did (for progress displays).</summary>
 public sealed record StepReport(int Step, int TotalSteps, double Loss, double Lr, double GradNorm, bool Skipped, double ElapsedSeconds);
 
-/// <summary>The outcome of <see cref="TrainLoop.Run"/>.</summary>
-public sealed record TrainResult(TrainerState State, IReadOnlyList<MetricsRecord> History, EvalResult? FinalEval, bool Completed);
+/// <summary>The outcome of <see cref="TrainLoop.Run"/>. <paramref name="Interrupted"/>: a stop was requested (Ctrl-C);
+/// <paramref name="Checkpoint"/> is then the checkpoint that holds the last completed step (null when no step ran).</summary>
+public sealed record TrainResult(TrainerState State, IReadOnlyList<MetricsRecord> History, EvalResult? FinalEval, bool Completed,
+    bool Interrupted = false, string? Checkpoint = null);
 
 /// <summary>
 /// The optimisation loop, nanoGPT-shaped: take the micro-batches of one optimizer step, count their trained targets
@@ -82,9 +84,11 @@ public sealed class TrainLoop(
 
     /// <summary>
     /// Trains from <paramref name="resumeFrom"/> (or from scratch) until TotalSteps, or until
-    /// <paramref name="stopAfterStep"/> steps are done (used to simulate an interruption).
+    /// <paramref name="stopAfterStep"/> steps are done (used to simulate an interruption), or until <paramref name="stop"/>
+    /// is cancelled: checked between optimizer steps, so the step under way finishes, is checkpointed, and the run returns
+    /// <see cref="TrainResult.Interrupted"/>.
     /// </summary>
-    public TrainResult Run(TrainerState? resumeFrom = null, int? stopAfterStep = null)
+    public TrainResult Run(TrainerState? resumeFrom = null, int? stopAfterStep = null, CancellationToken stop = default)
     {
         var device = model.LmHeadWeight.device;
         var store = new CheckpointStore(options.OutputDir, options.KeepLast);
@@ -96,9 +100,23 @@ public sealed class TrainLoop(
         long windowTokens = 0;
         var windowClock = Stopwatch.StartNew();
         EvalResult? lastEval = null;
+        string? savedAt = null;
 
         while (state.Step < options.TotalSteps && (stopAfterStep is null || state.Step < stopAfterStep))
         {
+            if (stop.IsCancellationRequested)
+            {
+                // Between optimizer steps: the last one is complete, so a checkpoint here resumes exactly. A run that
+                // has not finished a step since it started (or resumed) has nothing new to save.
+                if (savedAt is null && state.Step > (resumeFrom?.Step ?? 0))
+                {
+                    savedAt = store.Save(state, trainable, optimizer, saveAdapter);
+                    log.Information("checkpoint {Dir}", savedAt);
+                }
+                return new TrainResult(state, metrics.History, lastEval, false, Interrupted: true, Checkpoint: savedAt);
+            }
+            savedAt = null;
+
             // Data position: whole groups of grad_accum micro-batches; a new epoch starts when the current one has
             // no full group left (its order is re-derived from the epoch number, so resume needs only the position).
             var epoch = state.Epoch;
@@ -169,12 +187,17 @@ public sealed class TrainLoop(
                 windowTokens = 0;
                 windowClock.Restart();
             }
+            // A non-finite eval loss means the adapter is broken even when the training steps were skipped or finite;
+            // finishing "successfully" would hand out a NaN adapter. Checkpoints written so far stay.
+            if (eval is not null && !double.IsFinite(eval.Loss))
+                throw new TrainingDivergedException(
+                    $"eval loss is {eval.Loss} at step {state.Step} (the run diverged; lower schedule.learning_rate or check the data)");
             OnStep?.Invoke(new StepReport(state.Step, options.TotalSteps, loss, options.Schedule.At(state.Step - 1), gradNorm, skipped, state.ElapsedSeconds));
 
             if (options.SaveEvery > 0 && state.Step % options.SaveEvery == 0)
             {
-                var dir = store.Save(state, trainable, optimizer, saveAdapter);
-                log.Information("checkpoint {Dir}", dir);
+                savedAt = store.Save(state, trainable, optimizer, saveAdapter);
+                log.Information("checkpoint {Dir}", savedAt);
             }
         }
         return new TrainResult(state, metrics.History, lastEval, state.Step >= options.TotalSteps);

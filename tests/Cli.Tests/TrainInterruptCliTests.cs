@@ -1,0 +1,134 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using Qwen35.Cli.Commands;
+using Qwen35.Tests;
+using Qwen35.Training.Observability;
+
+namespace Qwen35.Cli.Tests;
+
+/// <summary>Ctrl-C as a user sends it: SIGINT to the real trainer process.</summary>
+public class TrainInterruptCliTests
+{
+    [Test]
+    public void SigIntCheckpointsPrintsTheResumeCommandAndExits130()
+    {
+        var dir = TestPaths.TempDir("cli-sigint");
+        string[] args =
+        [
+            "--recipe", "tiny", "--set", $"output_dir={dir}", "--set", "schedule.max_steps=16", "--set", "data.max_length=128",
+            "--set", "data.pack_length=128", "--set", "cpu_threads=1", "--set", "eval_every=0", "--no-progress",
+        ];
+        var (code, stdout, err) = RunTrainerProcess(args, "step 2/16", pid =>
+        {
+            // Ctrl-C in a terminal sends SIGINT to the process.
+            Assert.That(Kill(pid, SigInt), Is.Zero);
+        });
+        Assert.That(code, Is.EqualTo(130), err);
+
+        var m = Regex.Match(err, @"interrupted at step (\d+); resume with: (.+)");
+        Assert.That(m.Success, err);
+        var step = int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.That(step, Is.InRange(2, 15), "stopped after the step under way, before the end");
+        Assert.That(m.Groups[2].Value.TrimEnd(), Is.EqualTo(string.Join(' ', ["trainer", .. args, "--resume"])), "the exact command");
+        var checkpoint = Path.Combine(dir, "checkpoints", $"step_{step:D6}");
+        Assert.That(Directory.Exists(checkpoint), "a checkpoint at the interrupted step");
+        Assert.That(stdout, Does.Contain($"checkpoint: {checkpoint}"));
+        Assert.That(Directory.Exists(Path.Combine(dir, "adapter")), Is.False, "no final adapter for an unfinished run");
+
+        // The printed command continues the run to its end, with the metrics picking up right after the checkpoint.
+        var resume = m.Groups[2].Value.TrimEnd().Split(' ')[1..];
+        (code, _, var resumeErr) = Run(resume);
+        Assert.That(code, Is.EqualTo(0), resumeErr);
+        Assert.That(resumeErr, Does.Contain($"step_{step:D6}"));
+        Assert.That(MetricsWriter.Read(Path.Combine(dir, "metrics.jsonl")).Select(r => r.Step), Is.EqualTo(Enumerable.Range(1, 16)));
+        Assert.That(File.Exists(Path.Combine(dir, "adapter", "adapter_model.safetensors")));
+    }
+
+    [Test]
+    public void ASecondSigIntStopsAtOnceWith130()
+    {
+        // Two presses in quick succession (microseconds apart, well inside one optimizer step): no checkpoint of the
+        // step under way, no resume line; the process ends with 130 all the same.
+        var dir = TestPaths.TempDir("cli-sigint2");
+        string[] args =
+        [
+            "--recipe", "tiny", "--set", $"output_dir={dir}", "--set", "schedule.max_steps=16", "--set", "data.max_length=128",
+            "--set", "data.pack_length=128", "--set", "cpu_threads=1", "--set", "eval_every=0", "--no-progress",
+        ];
+        var (code, _, err) = RunTrainerProcess(args, "step 2/16", pid =>
+        {
+            Assert.That(Kill(pid, SigInt), Is.Zero);
+            Assert.That(Kill(pid, SigInt), Is.Zero);
+        });
+        Assert.That(code, Is.EqualTo(130), err);
+        Assert.That(err, Does.Contain("Ctrl-C again: stopped at once"));
+        Assert.That(err, Does.Not.Contain("interrupted at step"));
+        Assert.That(Directory.Exists(Path.Combine(dir, "checkpoints")), Is.False, "nothing saved (save_every is 0)");
+    }
+
+    const int SigInt = 2;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    static extern int Kill(int pid, int signal);
+
+    /// <summary>Runs the built trainer; when a stderr line contains <paramref name="trigger"/>, calls <paramref name="signal"/>
+    /// with its process id. Returns the exit code, stdout and stderr.</summary>
+    static (int Code, string Out, string Err) RunTrainerProcess(string[] args, string trigger, Action<int> signal)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = TestPaths.RepoRoot };
+        foreach (var a in (string[])[Path.Combine(AppContext.BaseDirectory, "trainer.dll"), .. args]) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdoutTask = p.StandardOutput.ReadToEndAsync();
+        var stderr = new System.Text.StringBuilder();
+        var signalled = false;
+        while (p.StandardError.ReadLine() is { } line)
+        {
+            stderr.AppendLine(line);
+            if (!signalled && line.Contains(trigger, StringComparison.Ordinal))
+            {
+                signal(p.Id);
+                signalled = true;
+            }
+        }
+        Assert.That(p.WaitForExit(120_000), Is.True, "trainer did not stop");
+        Assert.That(signalled, Is.True, stderr.ToString());
+        return (p.ExitCode, stdoutTask.Result, stderr.ToString());
+    }
+
+    [Test]
+    public void LeavingARunShowsTheCursorAgain()
+    {
+        // Spectre hides the cursor while the progress bar is drawn; the Ctrl-C guard (disposed on every way out of the
+        // train verb, exceptions included) writes the ANSI "show cursor" sequence.
+        var written = new StringWriter();
+        var console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+        {
+            Ansi = Spectre.Console.AnsiSupport.Yes,
+            Out = new Spectre.Console.AnsiConsoleOutput(written),
+        });
+        using var interrupt = new Qwen35.Training.TrainInterrupt();
+        Assert.Throws<InvalidOperationException>(() =>
+        {
+            using var guard = new TrainCommand.CtrlC(interrupt, console);
+            console.Cursor.Show(false);
+            throw new InvalidOperationException("a failure mid-run");
+        });
+        var text = written.ToString();
+        Assert.That(text, Does.Contain("\u001b[?25l"), "precondition: the cursor was hidden");
+        Assert.That(text.LastIndexOf("\u001b[?25h", StringComparison.Ordinal), Is.GreaterThan(text.LastIndexOf("\u001b[?25l", StringComparison.Ordinal)));
+    }
+
+    static (int Code, string Out, string Err) Run(string[] args)
+    {
+        var root = new RootCommand { TrainCommand.Build() };
+        TrainCommand.AttachToRoot(root);
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        using var o = new StringWriter();
+        using var e = new StringWriter();
+        Console.SetOut(o);
+        Console.SetError(e);
+        try { return (root.Parse(args).Invoke(), o.ToString(), e.ToString()); }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+    }
+}
