@@ -129,7 +129,7 @@ public class DataCommandsTests
         File.WriteAllText(path, "");
         var (exit, _, err) = Trainer("data", "inspect", "--data", path);
         Assert.That(exit, Is.EqualTo(2), err);
-        Assert.That(err.Trim(), Is.EqualTo($"error: {path}: (file): no rows (the file is empty)"));
+        Assert.That(err.Trim(), Is.EqualTo($"data: error: {path}: (file): no rows (the file is empty)"));
     }
 
     [Test]
@@ -151,7 +151,7 @@ public class DataCommandsTests
         (exit, stdout, err) = Trainer("data", "inspect", "--data", none, "--json");
         Assert.That(exit, Is.EqualTo(2), "no usable row");
         Assert.That((int)JsonNode.Parse(stdout)!["usable"]!, Is.EqualTo(0));
-        Assert.That(err.Trim(), Is.EqualTo($"error: {none}: no usable row (rows 1, bad 0, dropped by training 1)"));
+        Assert.That(err.Trim(), Is.EqualTo($"data: error: {none}: no usable row (rows 1, bad 0, dropped by training 1)"));
     }
 
     [Test]
@@ -164,7 +164,7 @@ public class DataCommandsTests
         {
             var (exit, stdout, err) = Trainer("data", "preview", "--data", path, "--tokenizer", "builtin", "--n", n);
             Assert.That(exit, Is.EqualTo(2), n);
-            Assert.That(err.Trim(), Is.EqualTo($"error: --n must be at least 1 (got {n})"));
+            Assert.That(err.Trim(), Is.EqualTo($"data: error: --n must be at least 1 (got {n})"));
             Assert.That(stdout, Is.Empty);
         }
         var (ok, shown, _) = Trainer("data", "preview", "--data", path, "--tokenizer", "builtin", "--n", "1");

@@ -30,7 +30,7 @@ public class TrainOutputDirTests
     ];
 
     static string[] ErrorLines(string stderr) =>
-        stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith("error:", StringComparison.Ordinal)).ToArray();
+        stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith("train: error:", StringComparison.Ordinal)).ToArray();
 
     [Test]
     public void AFreshRunIntoAnEarlierRunIsRefusedAndOverwriteStartsClean()

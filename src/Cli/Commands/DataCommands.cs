@@ -45,7 +45,7 @@ static class DataCommands
             if (inspection.Usable == 0)
             {
                 // Training would stop with nothing to train on; say so here rather than exit 0.
-                Console.Error.WriteLine($"error: {data}: no usable row (rows {inspection.Read.TotalRows}, bad {inspection.Read.ErrorCount}, dropped by training {inspection.DroppedCount})");
+                Console.Error.WriteLine($"data: error: {data}: no usable row (rows {inspection.Read.TotalRows}, bad {inspection.Read.ErrorCount}, dropped by training {inspection.DroppedCount})");
                 return CliErrors.BadInput;
             }
             return inspection.Read.ErrorCount > 0 ? CliErrors.BadInput : CliErrors.Ok;
@@ -70,11 +70,7 @@ static class DataCommands
         };
         cmd.SetAction(pr => CliErrors.Run("data", Console.Error, () =>
         {
-            if (pr.GetValue(nOpt) is var n and < 1)
-            {
-                Console.Error.WriteLine($"error: --n must be at least 1 (got {n})");
-                return CliErrors.BadInput;
-            }
+            if (pr.GetValue(nOpt) is var n and < 1) throw new UserInputException($"--n must be at least 1 (got {n})");
             var data = pr.GetValue(dataOpt);
             var tokenizer = pr.GetValue(tokOpt);
             if (pr.GetValue(recipeOpt) is { } recipeName)
@@ -82,16 +78,8 @@ static class DataCommands
                 // The recipe supplies data path, tokenizer and mask options; --data/--tokenizer still override.
                 Recipe recipe;
                 RecipeResolver.Resolved resolved;
-                try
-                {
-                    resolved = RecipeResolver.Resolve(recipeName);
-                    recipe = RecipeLoader.Parse(resolved.Text, resolved.Source);
-                }
-                catch (RecipeException e)
-                {
-                    Console.Error.WriteLine("error: " + e.Message);
-                    return CliErrors.BadInput;
-                }
+                resolved = RecipeResolver.Resolve(recipeName);
+                recipe = RecipeLoader.Parse(resolved.Text, resolved.Source);
                 if (data == null)
                 {
                     if (recipe.Data.Train.Count == 0)

@@ -57,12 +57,12 @@ public static class GenerateCommand
             prompt, promptIds, chat, system, thinking, maxNew, greedy, temperature, topK, topP, seed, stopIds, json,
         };
         session.AddTo(cmd);
-        cmd.SetAction(pr => Run(new Request(
+        cmd.SetAction(pr => CliErrors.Run("generate", pr.InvocationConfiguration.Error, () => Run(new Request(
                 session.Read(pr), pr.GetValue(prompt), pr.GetValue(promptIds),
                 pr.GetValue(chat), pr.GetValue(system), pr.GetValue(thinking), pr.GetValue(maxNew), pr.GetValue(greedy),
                 pr.GetValue(temperature), pr.GetValue(topK), pr.GetValue(topP), pr.GetValue(seed), pr.GetValue(stopIds),
                 pr.GetValue(json)),
-            pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error));
+            pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error)));
         return cmd;
     }
 

@@ -20,14 +20,14 @@ public static class ScoreCommand
         var tokens = new Option<FileInfo>("--tokens") { Description = "JSON file {\"sequences\": [[token ids...], ...]}", Required = true };
         var cmd = new Command("score", "Mean next-token cross-entropy of token sequences under a model (and optional LoRA adapter).") { tokens };
         session.AddTo(cmd);
-        cmd.SetAction(pr => Run(session.Read(pr), pr.GetValue(tokens)!.FullName, pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error));
+        cmd.SetAction(pr => CliErrors.Run("score", pr.InvocationConfiguration.Error, () =>
+            Run(session.Read(pr), pr.GetValue(tokens)!.FullName, pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error)));
         return cmd;
     }
 
     /// <summary>The verb's body; returns the exit code (<see cref="CliErrors"/>).</summary>
     public static int Run(SessionOptions options, string tokensPath, TextWriter stdout, TextWriter stderr)
     {
-        return CliErrors.Run("score", stderr, () =>
         {
             var sequences = ReadSequences(tokensPath);
             using var log = CliLog.For("score", stderr);
@@ -49,7 +49,7 @@ public static class ScoreCommand
             }
             stdout.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object> { ["losses"] = losses }));
             return CliErrors.Ok;
-        });
+        }
     }
 
     static long[][] ReadSequences(string path)
