@@ -1,3 +1,4 @@
+using Qwen35.Models;
 using Qwen35.Tests;
 using Qwen35.Training.Loop;
 using TorchSharp;
@@ -57,8 +58,15 @@ public class ChunkedCrossEntropyTests
     {
         using var scope = NewDisposeScope();
         var (hidden, labels, w) = Case();
-        var seq = tensor(new long[] { 0, 0, 0, 1, 1, 1, 1, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0 }).reshape(2, 9);
-        using var sel = ChunkedCrossEntropy.Select(hidden, labels, seq);
+        // Row 0 holds documents starting at 0, 3 and 7; row 1 one document. The micro-batch derives the trained
+        // positions (its TargetIndex) from the labels and those starts.
+        var mb = new MicroBatch
+        {
+            Rows = 2, Length = 9, InputIds = new long[18], Labels = labels.data<long>().ToArray(),
+            Documents = new PackedDocuments([[0, 3, 7], [0]], [9, 9]),
+        };
+        using var sel = ChunkedCrossEntropy.Select(hidden, labels, tensor(mb.TargetIndex()));
+        Assert.That(sel.Count, Is.EqualTo(mb.TargetCount));
         // Boundaries in row 0 at t=3 (label ignored anyway) and t=7; row 1 has none.
         Assert.That(sel.Count, Is.EqualTo(13 - 1));
         var masked = labels.clone();

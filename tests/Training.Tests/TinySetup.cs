@@ -51,7 +51,7 @@ static class TinySetup
         return new MicroBatch
         {
             Rows = rows, Length = length, InputIds = ids, Labels = labels,
-            AttentionMask = padded ? mask : null, CategoryIds = cats,
+            Documents = padded ? PackedDocuments.Padded(lengths) : null, CategoryIds = cats,
         };
     }
 
