@@ -21,9 +21,6 @@ public sealed record PackedDocuments(IReadOnlyList<int[]> Starts, IReadOnlyList<
     /// </summary>
     public bool PerDocumentAttention { get; init; } = true;
 
-    /// <summary>One document per row with the given real lengths (a right-padded batch).</summary>
-    public static PackedDocuments Padded(IReadOnlyList<int> lengths) => new(lengths.Select(_ => new[] { 0 }).ToArray(), lengths);
-
     public int Rows => Starts.Count;
 
     /// <summary>True when some row holds more than one document (attention and DeltaNet state reset per document).</summary>

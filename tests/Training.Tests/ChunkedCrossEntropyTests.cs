@@ -27,6 +27,10 @@ public class ChunkedCrossEntropyTests
         return (hidden, labels, w);
     }
 
+    /// <summary>The independent reference for a target index: every shifted position whose label is not -100, found
+    /// on the tensor with nonzero (flat indices into [B, T-1]).</summary>
+    internal static Tensor LabelledPositions(Tensor labels) => labels[.., 1..].ne(-100).flatten().nonzero().squeeze(1);
+
     [TestCase(1024)]
     [TestCase(4)]
     [TestCase(1)]
@@ -39,7 +43,7 @@ public class ChunkedCrossEntropyTests
         var refGrad = hidden.grad!.clone();
         hidden.grad!.zero_();
 
-        using var sel = ChunkedCrossEntropy.Select(hidden, labels);
+        using var sel = ChunkedCrossEntropy.Select(hidden, labels, LabelledPositions(labels));
         Assert.That(sel.Count, Is.EqualTo(2 * 8 - 3), "16 shifted targets, 3 of them ignored (label at t=0 is never a target)");
         var chunked = ChunkedCrossEntropy.SumLoss(sel, w, chunkRows);
         Assert.That(chunked.ToDouble(), Is.EqualTo(reference.ToDouble()).Within(1e-4));
@@ -47,8 +51,8 @@ public class ChunkedCrossEntropyTests
         Assert.That(hidden.grad!.allclose(refGrad, rtol: 1e-5, atol: 1e-6), Is.True);
 
         hidden.grad!.zero_();
-        using var sel2 = ChunkedCrossEntropy.Select(hidden, labels);
-        var sum = ChunkedCrossEntropy.SumLossBackward(hidden, sel2, w, gradScale: 0.5, chunkRows);
+        using var sel2 = ChunkedCrossEntropy.Select(hidden, labels, LabelledPositions(labels));
+        var sum = ChunkedCrossEntropy.SumLossBackwardOnDevice(hidden, sel2, w, gradScale: 0.5, chunkRows).ToDouble();
         Assert.That(sum, Is.EqualTo(reference.ToDouble()).Within(1e-4));
         Assert.That(hidden.grad!.allclose(refGrad.mul(0.5), rtol: 1e-5, atol: 1e-6), Is.True, "chunked backward = scaled full gradient");
     }
@@ -81,7 +85,7 @@ public class ChunkedCrossEntropyTests
         var (hidden, labels, w) = Case();
         var weights = ones(2, 9);
         weights[1] = tensor(3f);                       // every token of row 1 counts three times
-        using var sel = ChunkedCrossEntropy.Select(hidden, labels, tokenWeights: weights);
+        using var sel = ChunkedCrossEntropy.Select(hidden, labels, LabelledPositions(labels), tokenWeights: weights);
         var row0 = FullLoss(hidden[..1], labels[..1], w).ToDouble();
         var row1 = FullLoss(hidden[1..], labels[1..], w).ToDouble();
         Assert.That(ChunkedCrossEntropy.SumLoss(sel, w, 3).ToDouble(), Is.EqualTo(row0 + 3 * row1).Within(1e-3));

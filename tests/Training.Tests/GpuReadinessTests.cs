@@ -61,7 +61,7 @@ public class GpuReadinessTests
         var t = mb.ToTensors(CPU);
         var hidden = randn(2, 24, 8);
         using var labels = tensor(packerLabels, [2, 24]);
-        using var device = ChunkedCrossEntropy.Select(hidden, labels, null, t.TokenWeights, t.CategoryIds);
+        using var device = ChunkedCrossEntropy.Select(hidden, labels, ChunkedCrossEntropyTests.LabelledPositions(labels), t.TokenWeights, t.CategoryIds);
         using var host = ChunkedCrossEntropy.Select(hidden, t.Labels, t.TargetIndex, t.TokenWeights, t.CategoryIds);
         Assert.That(mb.TargetCount, Is.EqualTo((mb with { Labels = packerLabels }).TargetCount));
         Assert.That(host.Count, Is.EqualTo(mb.TargetCount).And.EqualTo(device.Count));

@@ -27,7 +27,7 @@ public class LossComputationTests
             Rows = 2, Length = 20,
             InputIds = [.. a.InputIds, .. new long[8], .. b.InputIds],
             Labels = [.. a.Labels, .. Enumerable.Repeat(-100L, 8), .. b.Labels],
-            Documents = PackedDocuments.Padded([12, 20]),
+            Documents = new PackedDocuments([[0], [0]], [12, 20]),
         };
         Assert.That(both.TargetCount, Is.EqualTo(20));
 
@@ -91,7 +91,7 @@ public class LossComputationTests
         labels[8] = labels[20 + 15] = -100;   // the first token of each second document: not predictable
         var t = (mb with { Labels = labels }).ToTensors(CPU);
         var hidden = zeros(2, 20, 4);
-        using var sel = ChunkedCrossEntropy.Select(hidden, t.Labels, tokenWeights: t.TokenWeights);
+        using var sel = ChunkedCrossEntropy.Select(hidden, t.Labels, ChunkedCrossEntropyTests.LabelledPositions(t.Labels), t.TokenWeights);
         Assert.That(sel.Count, Is.EqualTo(mb.TargetCount));
         Assert.That(sel.Weights!.sum().ToDouble(), Is.EqualTo(mb.TargetWeight).Within(1e-4));
         Assert.That(mb.TargetCount, Is.LessThan(15 + 12), "the document boundaries inside the trained spans drop targets");

@@ -81,7 +81,7 @@ public sealed partial class Qwen35TextModel
     static long LayerSeed(long seed, int layer) => unchecked(seed * 1_000_003 + layer + 1);
 
     /// <summary>Seeds the generators dropout draws from (CPU always; all CUDA devices when training on CUDA).</summary>
-    public static void SeedDropout(long seed, Device device)
+    static void SeedDropout(long seed, Device device)
     {
         torch.manual_seed(seed);
         if (device.type == DeviceType.CUDA) torch.cuda.manual_seed_all(seed);

@@ -1,4 +1,3 @@
-using Qwen35.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -37,15 +36,15 @@ public static class ChunkedCrossEntropy
     /// predicted token (position t+1).
     /// <para><paramref name="targetIndex"/> (int64 [M]): the flat indices into [B,T-1] of the trained positions, as
     /// the training data knows them (<see cref="MicroBatch.Tensors.TargetIndex"/>, computed on the host, document
-    /// boundaries included). Without it every position whose shifted label is not -100 is trained, found with
-    /// <c>nonzero()</c>, whose data-dependent output size makes the host wait for the device.</para>
+    /// boundaries included). Finding them on the device would need <c>nonzero()</c>, whose data-dependent output size
+    /// makes the host wait for the device, and a second description of the documents.</para>
     /// </summary>
-    public static Selection Select(Tensor hidden, Tensor labels, Tensor? targetIndex = null, Tensor? tokenWeights = null,
+    public static Selection Select(Tensor hidden, Tensor labels, Tensor targetIndex, Tensor? tokenWeights = null,
         Tensor? groupIds = null)
     {
         var h = hidden.size(-1);
         using var targets = labels[.., 1..];                        // [B,T-1]: what position t must predict
-        using var index = targetIndex?.alias() ?? TrainedPositions(targets);   // [M] flat indices
+        using var index = targetIndex.alias();                      // [M] flat indices
         using var hFlat = hidden[.., ..^1, ..].reshape(-1, h);       // [B*(T-1),h]
         using var tFlat = targets.reshape(-1);
         Tensor? w = null;
@@ -61,13 +60,6 @@ public static class ChunkedCrossEntropy
             g = gFlat.index_select(0, index);
         }
         return new Selection(hFlat.index_select(0, index), tFlat.index_select(0, index), w, g);
-    }
-
-    /// <summary>Flat indices into [B,T-1] of the shifted targets that are trained (label != -100).</summary>
-    static Tensor TrainedPositions(Tensor targets)
-    {
-        using var valid = targets.ne(TokenizedExample.IgnoreIndex);
-        return valid.flatten().nonzero().squeeze(1);
     }
 
     /// <summary>
@@ -93,19 +85,9 @@ public static class ChunkedCrossEntropy
     /// chunk by chunk: each chunk's logits are built, differentiated into the selected hidden rows, and freed before
     /// the next, so peak memory is one chunk of logits. Then one backward through the model from the hidden states.
     /// <paramref name="hidden"/> must be the tensor the selection was taken from (it carries the model's graph).
-    /// Returns the (unscaled) loss sum as a double.
-    /// </summary>
-    public static double SumLossBackward(Tensor hidden, Selection sel, Tensor lmHeadWeight, double gradScale, int chunkRows = 1024)
-    {
-        using var sum = SumLossBackwardOnDevice(hidden, sel, lmHeadWeight, gradScale, chunkRows);
-        return sum.ToDouble();
-    }
-
-    /// <summary>
-    /// <see cref="SumLossBackward"/> without reading the loss back: returns the loss sum as a detached scalar on
-    /// the hidden states' device (fp64, like the host double it replaces; created in the caller's dispose scope), so a training step can add its micro-batch
-    /// losses on the device and read them once, together with the gradient norm (no host sync per chunk or per
-    /// micro-batch).
+    /// Returns the (unscaled) loss sum as a detached fp64 scalar on the hidden states' device (created in the
+    /// caller's dispose scope), so a training step can add its micro-batch losses on the device and read them once,
+    /// together with the gradient norm (no host sync per chunk or per micro-batch).
     /// </summary>
     public static Tensor SumLossBackwardOnDevice(Tensor hidden, Selection sel, Tensor lmHeadWeight, double gradScale, int chunkRows = 1024)
     {
