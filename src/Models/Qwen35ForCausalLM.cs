@@ -48,6 +48,15 @@ public sealed partial class Qwen35ForCausalLM : nn.Module<ModelInputs, Tensor>
 
     public override Tensor forward(ModelInputs inputs) => Forward(inputs);
 
+    /// <summary>
+    /// Training's forward + backward: the decoder runs (optionally with per-layer activation checkpointing, see
+    /// <see cref="TrainingForward"/>), <paramref name="headLossBackward"/> turns the final-normed hidden states
+    /// [B, T, h] into a loss and back-propagates it into them (the LM head is <see cref="LmHeadWeight"/>), and the
+    /// gradient flows on through the layers. Returns what <paramref name="headLossBackward"/> returned.
+    /// </summary>
+    public Tensor ForwardBackward(ModelInputs inputs, Func<Tensor, Tensor> headLossBackward, TrainingForward options) =>
+        model.language_model.ForwardBackward(inputs, headLossBackward, options);
+
     /// <summary>Logits [.., V] in the model dtype (HF too; losses upcast to fp32).</summary>
     public Tensor Logits(Tensor hidden) =>
         lm_head is not null ? lm_head.forward(hidden) : nn.functional.linear(hidden, LmHeadWeight);

@@ -8,33 +8,32 @@ public class BatchingTests
         new(Enumerable.Range(first, length).ToArray(), Enumerable.Range(first, length).Select(i => i % 2 == 0 ? i : -100).ToArray(), category, null);
 
     [Test]
-    public void PaddingCollator_RightPads_LabelsIgnored_AttentionZero()
+    public void PaddingCollator_RightPads_LabelsIgnored_OneDocumentPerRow()
     {
-        var b = PaddingCollator.Collate([Ex(3, "a"), Ex(5, "b", 10)], padId: 99, padToMultipleOf: 4);
-        Assert.That((b.Rows, b.Length), Is.EqualTo((2, 8)));
-        Assert.That(b.InputIds[..8], Is.EqualTo(new long[] { 1, 2, 3, 99, 99, 99, 99, 99 }));
-        Assert.That(b.Labels[..8], Is.EqualTo(new long[] { -100, 2, -100, -100, -100, -100, -100, -100 }));
-        Assert.That(b.AttentionMask[8..], Is.EqualTo(new long[] { 1, 1, 1, 1, 1, 0, 0, 0 }));
-        Assert.That(b.PositionIds[..8], Is.EqualTo(new long[] { 0, 1, 2, 3, 4, 5, 6, 7 }));
-        Assert.That(b.SequenceIds, Is.All.EqualTo(0L));
-        Assert.That(b.DocumentIndex[..8], Is.EqualTo(new[] { 0, 0, 0, -1, -1, -1, -1, -1 }));
+        var b = PaddingCollator.Collate([Ex(3, "a"), Ex(5, "b", 10)], padId: 99);
+        Assert.That((b.Rows, b.Length), Is.EqualTo((2, 5)));
+        Assert.That(b.InputIds[..5], Is.EqualTo(new long[] { 1, 2, 3, 99, 99 }));
+        Assert.That(b.InputIds[5..], Is.EqualTo(new long[] { 10, 11, 12, 13, 14 }));
+        Assert.That(b.Labels[..5], Is.EqualTo(new long[] { -100, 2, -100, -100, -100 }));
+        Assert.That(b.DocumentStarts, Is.EqualTo(new[] { new[] { 0 }, new[] { 0 } }));
+        Assert.That(b.RealLengths, Is.EqualTo(new[] { 3, 5 }));
         Assert.That(b.Categories, Is.EqualTo(new[] { "a", "b" }));
         Assert.That(b.IsPacked, Is.False);
+        Assert.That(b.HasPadding, Is.True);
     }
 
     [Test]
-    public void Packer_RestartsPositionsPerDocument_AndMasksDocumentStarts()
+    public void Packer_RecordsDocumentStarts_AndMasksTheirLabels()
     {
         var docs = new[] { Ex(3, "a"), Ex(2, "b", 20), Ex(4, "c", 30) };
         var rows = Packer.PlanRows(docs.Select(d => d.Length).ToList(), [0, 1, 2], budget: 6);
         Assert.That(rows, Is.EqualTo(new[] { new List<int> { 0, 1 }, new List<int> { 2 } }));
         var b = Packer.Collate(rows.Select(r => (IReadOnlyList<TokenizedExample>)r.Select(i => docs[i]).ToList()).ToList(), 6, padId: 0);
         Assert.That(b.InputIds[..6], Is.EqualTo(new long[] { 1, 2, 3, 20, 21, 0 }));
-        Assert.That(b.PositionIds[..6], Is.EqualTo(new long[] { 0, 1, 2, 0, 1, 2 }));
-        Assert.That(b.SequenceIds[..6], Is.EqualTo(new long[] { 0, 0, 0, 1, 1, 1 }));
-        Assert.That(b.AttentionMask[..6], Is.EqualTo(new long[] { 1, 1, 1, 1, 1, 0 }));
+        Assert.That(b.DocumentStarts, Is.EqualTo(new[] { new[] { 0, 3 }, new[] { 0 } }));
+        Assert.That(b.RealLengths, Is.EqualTo(new[] { 5, 4 }));
         Assert.That(b.Labels[..6], Is.EqualTo(new long[] { -100, 2, -100, -100, -100, -100 }), "label of doc b's start (20) is masked");
-        Assert.That(b.DocumentIndex, Is.EqualTo(new[] { 0, 0, 0, 1, 1, -1, 2, 2, 2, 2, -1, -1 }));
+        Assert.That(b.InputIds[6..], Is.EqualTo(new long[] { 30, 31, 32, 33, 0, 0 }));
         Assert.That(b.Categories, Is.EqualTo(new[] { "a", "b", "c" }));
         Assert.That(b.IsPacked, Is.True);
     }
@@ -60,7 +59,7 @@ public class BatchingTests
         Assert.That(Key(a), Is.EqualTo(Key(b)));
         Assert.That(Key(a), Is.Not.EqualTo(Key(c)));
         Assert.That(a.Batches.SelectMany(x => x).SelectMany(r => r).Order(), Is.EqualTo(Enumerable.Range(0, 57)));
-        var real = a.All().Sum(x => x.RealTokens);
+        var real = a.All().Sum(x => x.RealLengths.Sum());
         Assert.That(real, Is.EqualTo(examples.Sum(e => e.Length)), "no token lost or duplicated");
         if (packing) Assert.That(a.All().All(x => x.Length == 32), Is.True);
     }

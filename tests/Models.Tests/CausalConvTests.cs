@@ -61,44 +61,38 @@ public class CausalConvTests
     }
 
     [Test]
-    public void ResetsEqualSeparateConvs()
+    public void PackedLayoutEqualsSeparateConvs()
     {
-        // Row 0: documents of 6, 2, 9 tokens; row 1: 1, 10, 6. A document shorter than K must not see the one before.
+        // Row 0: documents of 6, 2, 9 tokens; row 1: 1, 10, 6. A document shorter than K must not see the one before;
+        // spread K−1 zeros apart, each document's conv is the computation it has alone (bitwise).
         using var scope = NewDisposeScope();
         int[][] splits = [[6, 2, 9], [1, 10, 6]];
         var (x, w) = MakeInputs(3, 2, 17);
-        var starts = zeros(2, 17, ScalarType.Bool);
-        for (int b = 0; b < 2; b++) { int at = 0; foreach (var n in splits[b]) { starts[b, at] = true; at += n; } }
-        var (packed, packedState) = CausalConv.Forward(x, w, starts);
+        var layout = ChunkAlignedLayout.Create([[0, 6, 8], [0, 1, 11]], 17, 1, CPU, gap: (int)Kernel - 1);
+        var packed = CausalConv.ForwardPacked(x, w, layout);
         for (int b = 0; b < 2; b++)
         {
             int at = 0;
             foreach (var n in splits[b])
             {
-                var (alone, aloneState) = CausalConv.Forward(x.narrow(0, b, 1).narrow(2, at, n), w);
-                Assert.That(MaxDiff(packed.narrow(0, b, 1).narrow(2, at, n), alone), Is.LessThanOrEqualTo(1e-6), $"row {b} doc at {at}");
-                if (at + n == 17)
-                    Assert.That(MaxDiff(packedState.narrow(0, b, 1), aloneState), Is.EqualTo(0), $"row {b}: state holds only the last document");
+                var (alone, _) = CausalConv.Forward(x.narrow(0, b, 1).narrow(2, at, n), w);
+                Assert.That(MaxDiff(packed.narrow(0, b, 1).narrow(2, at, n), alone), Is.EqualTo(0), $"row {b} doc at {at}");
                 at += n;
             }
         }
+        var (unpacked, _) = CausalConv.Forward(x, w);
+        Assert.That(MaxDiff(packed.narrow(2, 6, 2), unpacked.narrow(2, 6, 2)), Is.GreaterThan(1e-3), "the layout does reset");
     }
 
     [Test]
-    public void ResetsWithStateKeepTheStateForTheFirstDocumentOnly()
+    public void PackedLayoutMustMatchTheInputs()
     {
         using var scope = NewDisposeScope();
         var (x, w) = MakeInputs(4, 1, 10);
-        var (prefix, state) = CausalConv.Forward(x.narrow(2, 0, 4), w);
-        var tail = x.narrow(2, 4, 6);
-        var starts = zeros(1, 6, ScalarType.Bool);
-        starts[0, 0] = true;   // ignored: the first document continues from the state
-        starts[0, 3] = true;
-        var (y, _) = CausalConv.Forward(tail, w, starts, state);
-        var (full, _) = CausalConv.Forward(x.narrow(2, 0, 7), w);
-        var (second, _) = CausalConv.Forward(tail.narrow(2, 3, 3), w);
-        Assert.That(MaxDiff(y.narrow(2, 0, 3), full.narrow(2, 4, 3)), Is.LessThanOrEqualTo(1e-6));
-        Assert.That(MaxDiff(y.narrow(2, 3, 3), second), Is.LessThanOrEqualTo(1e-6));
+        var layout = ChunkAlignedLayout.Create([[0, 4]], 10, 1, CPU, gap: (int)Kernel - 1);
+        Assert.That(CausalConv.ForwardPacked(x, w, layout).shape, Is.EqualTo(x.shape));
+        Assert.Throws<ArgumentException>(() => CausalConv.ForwardPacked(x, w, ChunkAlignedLayout.Create([[0, 4]], 10, 1, CPU)));
+        Assert.Throws<ArgumentException>(() => CausalConv.ForwardPacked(x.narrow(2, 0, 9), w, layout));
     }
 
     [Test]
@@ -111,17 +105,5 @@ public class CausalConvTests
         Assert.That(state.dtype, Is.EqualTo(ScalarType.BFloat16));
         var (reference, _) = CausalConv.Forward(x, w);
         Assert.That(MaxDiff(y.to(ScalarType.Float32), reference), Is.LessThanOrEqualTo(0.1));
-    }
-}
-
-public class DocumentStartsTests
-{
-    [Test]
-    public void FlagsEveryChangeOfDocumentIndex()
-    {
-        using var scope = torch.NewDisposeScope();
-        var ids = torch.tensor(new long[] { 0, 0, 0, 1, 1, 2, 7, 7, 7, 7, 7, 7 }).reshape(2, 6);
-        var starts = DocumentStarts.FromSequenceIds(ids).data<bool>().ToArray();
-        Assert.That(starts, Is.EqualTo(new[] { true, false, false, true, false, true, true, false, false, false, false, false }));
     }
 }

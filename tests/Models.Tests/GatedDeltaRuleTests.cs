@@ -5,8 +5,8 @@ using static TorchSharp.torch;
 namespace Qwen35.Models.Tests;
 
 /// <summary>
-/// The chunked kernel against the step-by-step recurrence (the definition), and packed rows against running each
-/// document alone. Everything is fp32 and seeded; shapes are tiny so the whole file runs in seconds.
+/// The chunked kernel against the step-by-step recurrence (the definition), and packed (chunk-aligned) rows against
+/// running each document alone. Everything is fp32 and seeded; shapes are tiny so the whole file runs in seconds.
 /// </summary>
 public class GatedDeltaRuleTests
 {
@@ -92,48 +92,6 @@ public class GatedDeltaRuleTests
         Assert.That(s[0, 0, 0, 0].ToDouble(), Is.EqualTo(r1a).Within(1e-5));
         Assert.That(s[0, 0, 0, 1].ToDouble(), Is.EqualTo(r1b).Within(1e-5));
         Assert.That(s[0, 0, 1].abs().max().ToDouble(), Is.EqualTo(0).Within(1e-7), "row 1 of S is never written (k = e1)");
-    }
-
-    [TestCase(16, false), TestCase(64, false), TestCase(16, true), TestCase(64, true)]
-    public void PackedRowEqualsDocumentsRunAlone(int chunk, bool withInitialState)
-    {
-        // Three documents in one row: 5 tokens (shorter than a chunk), 70 (spans chunks), 30. Row 1 of the batch
-        // has a different split (40, 2, 63) so starts land at other chunk offsets, including exactly on a boundary.
-        using var scope = NewDisposeScope();
-        int[][] splits = [[5, 70, 30], [40, 2, 63]];
-        const int length = 105;
-        var x = MakeInputs(seed: 99, batch: 2, length, keyHeads: 1, group: 2);
-        var starts = zeros(2, length, ScalarType.Bool);
-        for (int b = 0; b < 2; b++)
-        {
-            int at = 0;
-            foreach (var len in splits[b]) { starts[b, at] = true; at += len; }
-        }
-        var init = withInitialState ? x.State : null;
-        var (packed, packedState) = GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, init, chunk, starts);
-        var (packedRec, packedRecState) = GatedDeltaRule.Recurrent(x.Q, x.K, x.V, x.G, x.Beta, init, documentStarts: starts);
-
-        for (int b = 0; b < 2; b++)
-        {
-            int at = 0;
-            for (int d = 0; d < splits[b].Length; d++)
-            {
-                int len = splits[b][d];
-                Tensor Slice(Tensor t) => t.narrow(0, b, 1).narrow(1, at, len);
-                var docInit = d == 0 && init is not null ? init.narrow(0, b, 1) : null;
-                var (alone, aloneState) = GatedDeltaRule.Chunked(Slice(x.Q), Slice(x.K), Slice(x.V), Slice(x.G),
-                    Slice(x.Beta), docInit, chunk);
-                var label = $"row {b} doc {d} (len {len}, at {at})";
-                Assert.That(MaxDiff(Slice(packed), alone), Is.LessThanOrEqualTo(Tol), "chunked " + label);
-                Assert.That(MaxDiff(Slice(packedRec), alone), Is.LessThanOrEqualTo(Tol), "recurrent " + label);
-                if (d == splits[b].Length - 1)
-                {
-                    Assert.That(MaxDiff(packedState.narrow(0, b, 1), aloneState), Is.LessThanOrEqualTo(Tol), "final state " + label);
-                    Assert.That(MaxDiff(packedRecState.narrow(0, b, 1), aloneState), Is.LessThanOrEqualTo(Tol), "recurrent final state " + label);
-                }
-                at += len;
-            }
-        }
     }
 
     /// <summary>
@@ -232,28 +190,41 @@ public class GatedDeltaRuleTests
     [Test]
     public void ResetsChangeTheResultOnlyAfterTheStart()
     {
-        // Sanity of the packing flag itself: without it the second document would read the first one's state.
+        // Sanity of the layout's reset itself: without it the second document would read the first one's state.
         using var scope = NewDisposeScope();
         var x = MakeInputs(seed: 5, batch: 1, length: 20, keyHeads: 1, group: 1);
-        var starts = zeros(1, 20, ScalarType.Bool);
-        starts[0, 12] = true;
+        var layout = ChunkAlignedLayout.Create([[0, 12]], 20, 8, CPU);
         var (plain, _) = GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, null, 8);
-        var (reset, _) = GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, null, 8, starts);
-        Assert.That(MaxDiff(plain.narrow(1, 0, 12), reset.narrow(1, 0, 12)), Is.LessThanOrEqualTo(1e-7));
+        var (reset, _) = GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, null, 8, layout);
+        Assert.That(MaxDiff(plain.narrow(1, 0, 12), reset.narrow(1, 0, 12)), Is.LessThanOrEqualTo(Tol));
         Assert.That(MaxDiff(plain.narrow(1, 12, 8), reset.narrow(1, 12, 8)), Is.GreaterThan(1e-3));
     }
 
-    [Test]
-    public void StartFlagAtPositionZeroKeepsTheInitialState()
+    /// <summary>The oracle for packed rows: the recurrence run on each document of each row alone (the initial state,
+    /// when given, for a row's first document only), outputs concatenated back in token order; the final state is
+    /// that of each row's last document.</summary>
+    static (Tensor Output, Tensor FinalState) RecurrentPerDocument(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta,
+        Tensor? initialState, int[][] starts)
     {
-        using var scope = NewDisposeScope();
-        var x = MakeInputs(seed: 6, batch: 1, length: 10, keyHeads: 1, group: 1);
-        var starts = zeros(1, 10, ScalarType.Bool);
-        starts[0, 0] = true;
-        var (withFlag, s1) = GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, x.State, 4, starts);
-        var (without, s2) = GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, x.State, 4);
-        Assert.That(MaxDiff(withFlag, without), Is.LessThanOrEqualTo(1e-7));
-        Assert.That(MaxDiff(s1, s2), Is.LessThanOrEqualTo(1e-7));
+        long length = q.shape[1];
+        var rows = new List<Tensor>();
+        var states = new List<Tensor>();
+        for (var r = 0; r < starts.Length; r++)
+        {
+            var docs = new List<Tensor>();
+            Tensor state = null!;
+            for (var d = 0; d < starts[r].Length; d++)
+            {
+                long at = starts[r][d], len = (d + 1 < starts[r].Length ? starts[r][d + 1] : length) - at;
+                Tensor Slice(Tensor t) => t.narrow(0, r, 1).narrow(1, at, len);
+                var init = d == 0 ? initialState?.narrow(0, r, 1) : null;
+                (var o, state) = GatedDeltaRule.Recurrent(Slice(q), Slice(k), Slice(v), Slice(g), Slice(beta), init);
+                docs.Add(o);
+            }
+            rows.Add(cat(docs, 1));
+            states.Add(state);
+        }
+        return (cat(rows, 0), cat(states, 0));
     }
 
     [Test]
@@ -297,15 +268,15 @@ public class GatedDeltaRuleTests
         var gen = new Generator(4242);
         var outWeight = randn(1, 19, 2, 6, generator: gen);
         var stateWeight = randn(1, 2, 8, 6, generator: gen);
-        Tensor? starts = null;
-        if (packed) { starts = zeros(1, 19, ScalarType.Bool); starts[0, 7] = true; starts[0, 9] = true; }
+        int[][] starts = packed ? [[0, 7, 9]] : [[0]];
+        var layout = packed ? ChunkAlignedLayout.Create(starts, 19, 4, CPU) : null;
 
         Tensor[] Grads(bool chunked)
         {
             var leaves = new[] { x.Q, x.K, x.V, x.G, x.Beta, x.State }.Select(t => t.detach().clone().requires_grad_(true)).ToArray();
             var (o, s) = chunked
-                ? GatedDeltaRule.Chunked(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5], 4, starts)
-                : GatedDeltaRule.Recurrent(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5], documentStarts: starts);
+                ? GatedDeltaRule.Chunked(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5], 4, layout)
+                : RecurrentPerDocument(leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5], starts);
             var loss = (o * outWeight).sum() + (s * stateWeight).sum();
             loss.backward();
             return leaves.Select(l => l.grad!).ToArray();
@@ -340,8 +311,8 @@ public class GatedDeltaRuleTests
         var beta = randn(b, t, h, generator: gen).sigmoid();
         var state = randn(b, h, dk, dv, generator: gen) * 0.5;
         var outWeight = randn(b, t, h, dv, generator: gen);
-        Tensor? starts = null;
-        if (packed) { starts = zeros(b, t, ScalarType.Bool); starts[0, 5] = true; starts[1, 9] = true; starts[1, 10] = true; }
+        int[][] starts = packed ? [[0, 5], [0, 9, 10]] : [[0], [0]];
+        var layout = packed ? ChunkAlignedLayout.Create(starts, t, 8, CPU) : null;
 
         foreach (var chunked in new[] { true, false })
         {
@@ -352,8 +323,8 @@ public class GatedDeltaRuleTests
                 var qin = repeat ? ql.repeat_interleave(group, 2) : ql;
                 var kin = repeat ? kl.repeat_interleave(group, 2) : kl;
                 var (o, s) = chunked
-                    ? GatedDeltaRule.Chunked(qin, kin, v, g, beta, state, 8, starts)
-                    : GatedDeltaRule.Recurrent(qin, kin, v, g, beta, state, documentStarts: starts);
+                    ? GatedDeltaRule.Chunked(qin, kin, v, g, beta, state, 8, layout)
+                    : RecurrentPerDocument(qin, kin, v, g, beta, state, starts);
                 ((o * outWeight).sum() + s.sum()).backward();
                 return (o.detach(), s.detach(), ql.grad!, kl.grad!);
             }
@@ -379,7 +350,6 @@ public class GatedDeltaRuleTests
         Assert.That(ex!.Message, Does.Contain("v must be"));
         Assert.Throws<ArgumentException>(() => GatedDeltaRule.Chunked(x.Q, x.K.narrow(2, 0, 2), x.V, x.G, x.Beta, null));
         Assert.Throws<ArgumentException>(() => GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, zeros(1, 4, 8, 7)));
-        Assert.Throws<ArgumentException>(() => GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, null, 64, zeros(1, 5, ScalarType.Bool)));
     }
 
     [Test]
@@ -388,8 +358,8 @@ public class GatedDeltaRuleTests
         // Only the two results may outlive a call (per-call dispose scope inside the kernels).
         using var scope = NewDisposeScope();
         var x = MakeInputs(seed: 8, batch: 1, length: 21, keyHeads: 1, group: 2);
-        var starts = zeros(1, 21, ScalarType.Bool);
-        starts[0, 9] = true;
+        var layout = ChunkAlignedLayout.Create([[0, 9]], 21, 8, CPU);
+        var convLayout = ChunkAlignedLayout.Create([[0, 9]], 21, 1, CPU, gap: 3);
         var convInput = randn(1, 3, 21);
         var convWeight = randn(3, 1, 4);
         // Earlier tests' unreferenced tensors would otherwise be finalised during the measurement.
@@ -397,9 +367,10 @@ public class GatedDeltaRuleTests
         GC.WaitForPendingFinalizers();
         GC.Collect();
         var before = Tensor.TotalCount;
-        var (o1, s1) = GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, x.State, 8, starts);
-        var (o2, s2) = GatedDeltaRule.Recurrent(x.Q, x.K, x.V, x.G, x.Beta, x.State, documentStarts: starts);
-        var (o3, s3) = CausalConv.Forward(convInput, convWeight, starts, null);
-        Assert.That(Tensor.TotalCount, Is.EqualTo(before + 6));
+        var (o1, s1) = GatedDeltaRule.Chunked(x.Q, x.K, x.V, x.G, x.Beta, x.State, 8, layout);
+        var (o2, s2) = GatedDeltaRule.Recurrent(x.Q, x.K, x.V, x.G, x.Beta, x.State);
+        var o3 = CausalConv.ForwardPacked(convInput, convWeight, convLayout);
+        var (o4, s4) = CausalConv.Forward(convInput, convWeight);
+        Assert.That(Tensor.TotalCount, Is.EqualTo(before + 7));
     }
 }

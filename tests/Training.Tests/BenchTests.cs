@@ -27,7 +27,7 @@ public class BenchTests
         foreach (var (_, p) in trainable) p.grad = null;
 
         var timer = new PhaseTimer(CPU);
-        using var timedSum = LossComputation.ForwardBackwardOnDevice(model, batch.ToTensors(CPU), 1.0 / batch.TargetCount, checkpointing, 7, timer: timer);
+        using var timedSum = LossComputation.ForwardBackwardOnDevice(model, batch.ToTensors(CPU), 1.0 / batch.TargetCount, checkpointing, 7, observer: timer);
         Assert.That(timedSum.ToDouble(), Is.EqualTo(plain));
         foreach (var (a, b) in plainGrads.Zip(TinySetup.Grads(trainable)))
             Assert.That(a.equal(b).all().item<bool>(), Is.True, "bitwise the same gradients");

@@ -1,3 +1,4 @@
+using Qwen35.Models;
 using Qwen35.Tests;
 using Qwen35.Training.Loop;
 using TorchSharp;
@@ -26,6 +27,10 @@ public class ChunkedCrossEntropyTests
         return (hidden, labels, w);
     }
 
+    /// <summary>The independent reference for a target index: every shifted position whose label is not -100, found
+    /// on the tensor with nonzero (flat indices into [B, T-1]).</summary>
+    internal static Tensor LabelledPositions(Tensor labels) => labels[.., 1..].ne(-100).flatten().nonzero().squeeze(1);
+
     [TestCase(1024)]
     [TestCase(4)]
     [TestCase(1)]
@@ -38,7 +43,7 @@ public class ChunkedCrossEntropyTests
         var refGrad = hidden.grad!.clone();
         hidden.grad!.zero_();
 
-        using var sel = ChunkedCrossEntropy.Select(hidden, labels);
+        using var sel = ChunkedCrossEntropy.Select(hidden, labels, LabelledPositions(labels));
         Assert.That(sel.Count, Is.EqualTo(2 * 8 - 3), "16 shifted targets, 3 of them ignored (label at t=0 is never a target)");
         var chunked = ChunkedCrossEntropy.SumLoss(sel, w, chunkRows);
         Assert.That(chunked.ToDouble(), Is.EqualTo(reference.ToDouble()).Within(1e-4));
@@ -46,8 +51,8 @@ public class ChunkedCrossEntropyTests
         Assert.That(hidden.grad!.allclose(refGrad, rtol: 1e-5, atol: 1e-6), Is.True);
 
         hidden.grad!.zero_();
-        using var sel2 = ChunkedCrossEntropy.Select(hidden, labels);
-        var sum = ChunkedCrossEntropy.SumLossBackward(hidden, sel2, w, gradScale: 0.5, chunkRows);
+        using var sel2 = ChunkedCrossEntropy.Select(hidden, labels, LabelledPositions(labels));
+        var sum = ChunkedCrossEntropy.SumLossBackwardOnDevice(hidden, sel2, w, gradScale: 0.5, chunkRows).ToDouble();
         Assert.That(sum, Is.EqualTo(reference.ToDouble()).Within(1e-4));
         Assert.That(hidden.grad!.allclose(refGrad.mul(0.5), rtol: 1e-5, atol: 1e-6), Is.True, "chunked backward = scaled full gradient");
     }
@@ -57,8 +62,15 @@ public class ChunkedCrossEntropyTests
     {
         using var scope = NewDisposeScope();
         var (hidden, labels, w) = Case();
-        var seq = tensor(new long[] { 0, 0, 0, 1, 1, 1, 1, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0 }).reshape(2, 9);
-        using var sel = ChunkedCrossEntropy.Select(hidden, labels, seq);
+        // Row 0 holds documents starting at 0, 3 and 7; row 1 one document. The micro-batch derives the trained
+        // positions (its TargetIndex) from the labels and those starts.
+        var mb = new MicroBatch
+        {
+            Rows = 2, Length = 9, InputIds = new long[18], Labels = labels.data<long>().ToArray(),
+            Documents = new PackedDocuments([[0, 3, 7], [0]], [9, 9]),
+        };
+        using var sel = ChunkedCrossEntropy.Select(hidden, labels, tensor(mb.TargetIndex()));
+        Assert.That(sel.Count, Is.EqualTo(mb.TargetCount));
         // Boundaries in row 0 at t=3 (label ignored anyway) and t=7; row 1 has none.
         Assert.That(sel.Count, Is.EqualTo(13 - 1));
         var masked = labels.clone();
@@ -73,7 +85,7 @@ public class ChunkedCrossEntropyTests
         var (hidden, labels, w) = Case();
         var weights = ones(2, 9);
         weights[1] = tensor(3f);                       // every token of row 1 counts three times
-        using var sel = ChunkedCrossEntropy.Select(hidden, labels, tokenWeights: weights);
+        using var sel = ChunkedCrossEntropy.Select(hidden, labels, LabelledPositions(labels), tokenWeights: weights);
         var row0 = FullLoss(hidden[..1], labels[..1], w).ToDouble();
         var row1 = FullLoss(hidden[1..], labels[1..], w).ToDouble();
         Assert.That(ChunkedCrossEntropy.SumLoss(sel, w, 3).ToDouble(), Is.EqualTo(row0 + 3 * row1).Within(1e-3));

@@ -20,18 +20,12 @@ namespace Qwen35.Training.Tests;
 public class GpuReadinessTests
 {
     /// <summary>Two packed rows of 24: row 0 holds documents of 10 and 14 tokens, row 1 documents of 5, 5 and 9
-    /// tokens followed by 5 padding tokens (right padding, attention 0, the last document's index).</summary>
+    /// tokens followed by 5 padding tokens (right padding).</summary>
     static MicroBatch PackedBatch(Generator g)
     {
         var mb = TinySetup.Batch(g, [24, 24], [20, 12]);
-        long[] mask = [.. Enumerable.Repeat(1L, 24), .. Enumerable.Repeat(1L, 19), .. Enumerable.Repeat(0L, 5)];
-        var labels = mb.Labels.Select((l, i) => mask[i] == 0 ? -100 : l).ToArray();
-        return mb with
-        {
-            Labels = labels,
-            AttentionMask = mask,
-            SequenceIds = [.. Enumerable.Repeat(0L, 10), .. Enumerable.Repeat(1L, 14), .. Enumerable.Repeat(0L, 5), .. Enumerable.Repeat(1L, 5), .. Enumerable.Repeat(2L, 14)],
-        };
+        var labels = mb.Labels.Select((l, i) => i >= 24 + 19 ? -100 : l).ToArray();
+        return mb with { Labels = labels, Documents = new PackedDocuments([[0, 10], [0, 5, 10]], [24, 19]) };
     }
 
     [TestCase(false), TestCase(true)]
@@ -40,13 +34,12 @@ public class GpuReadinessTests
         using var scope = NewDisposeScope();
         var (model, trainable) = TinySetup.Model();
         var mb = PackedBatch(new Generator(11));
-        Assert.That(mb.DocumentOffsets(), Is.EqualTo(new[] { new[] { 0, 10 }, new[] { 0, 5, 10 } }), "host offsets");
-
         var split = mb.ToTensors(CPU);
         var sumSplit = LossComputation.ForwardBackward(model, split, 0.1, checkpointing, 0);
         var gradsSplit = TinySetup.Grads(trainable);
         foreach (var (_, p) in trainable) p.grad?.zero_();
-        var masked = split with { DocumentOffsets = null };   // the [T,T] block-diagonal mask path
+        // The [T,T] block-diagonal mask path (what rows of more than 64 documents take).
+        var masked = split with { Inputs = split.Inputs with { Documents = mb.Documents! with { PerDocumentAttention = false } } };
         var sumMasked = LossComputation.ForwardBackward(model, masked, 0.1, checkpointing, 0);
         var gradsMasked = TinySetup.Grads(trainable);
 
@@ -57,24 +50,20 @@ public class GpuReadinessTests
     }
 
     [Test]
-    public void OffsetsAreWithheldWhenPaddingIsNotAtTheEnd()
-    {
-        var mb = PackedBatch(new Generator(12));
-        var mask = mb.AttentionMask!.ToArray();
-        mask[30] = 0;   // a hole inside row 1: only the mask describes that exactly
-        Assert.That((mb with { AttentionMask = mask }).DocumentOffsets(), Is.Null);
-        Assert.That((mb with { SequenceIds = null }).DocumentOffsets(), Is.Null, "not packed");
-    }
-
-    [Test]
     public void HostTargetIndexSelectsWhatNonzeroSelects()
     {
         using var scope = NewDisposeScope();
         var mb = PackedBatch(new Generator(13)) with { TokenWeights = Enumerable.Range(0, 48).Select(i => 0.5f + i % 3).ToArray() };
+        // Labels as the packer writes them (-100 at every document start), so that nonzero over the labels alone
+        // finds the trained targets; the host index must agree, with or without that masking.
+        var packerLabels = mb.Labels.ToArray();
+        packerLabels[10] = packerLabels[24 + 5] = packerLabels[24 + 10] = -100;
         var t = mb.ToTensors(CPU);
         var hidden = randn(2, 24, 8);
-        using var device = ChunkedCrossEntropy.Select(hidden, t.Labels, t.SequenceIds, t.TokenWeights, t.CategoryIds);
-        using var host = ChunkedCrossEntropy.Select(hidden, t.Labels, t.SequenceIds, t.TokenWeights, t.CategoryIds, t.TargetIndex);
+        using var labels = tensor(packerLabels, [2, 24]);
+        using var device = ChunkedCrossEntropy.Select(hidden, labels, ChunkedCrossEntropyTests.LabelledPositions(labels), t.TokenWeights, t.CategoryIds);
+        using var host = ChunkedCrossEntropy.Select(hidden, t.Labels, t.TargetIndex, t.TokenWeights, t.CategoryIds);
+        Assert.That(mb.TargetCount, Is.EqualTo((mb with { Labels = packerLabels }).TargetCount));
         Assert.That(host.Count, Is.EqualTo(mb.TargetCount).And.EqualTo(device.Count));
         Assert.That(host.Targets.data<long>().ToArray(), Is.EqualTo(device.Targets.data<long>().ToArray()));
         Assert.That(host.Groups!.data<long>().ToArray(), Is.EqualTo(device.Groups!.data<long>().ToArray()));

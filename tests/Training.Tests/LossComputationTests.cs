@@ -27,7 +27,7 @@ public class LossComputationTests
             Rows = 2, Length = 20,
             InputIds = [.. a.InputIds, .. new long[8], .. b.InputIds],
             Labels = [.. a.Labels, .. Enumerable.Repeat(-100L, 8), .. b.Labels],
-            AttentionMask = [.. Enumerable.Repeat(1L, 12), .. new long[8], .. Enumerable.Repeat(1L, 20)],
+            Documents = new PackedDocuments([[0], [0]], [12, 20]),
         };
         Assert.That(both.TargetCount, Is.EqualTo(20));
 
@@ -61,10 +61,7 @@ public class LossComputationTests
         var g = new Generator(5);
         var mb = TinySetup.Batch(g, [24, 17], [20, 9]);
         if (packed)
-            mb = TinySetup.Batch(g, [24, 24], [20, 9]) with
-            {
-                SequenceIds = [.. Enumerable.Repeat(0L, 10), .. Enumerable.Repeat(1L, 14), .. Enumerable.Repeat(0L, 5), .. Enumerable.Repeat(1L, 5), .. Enumerable.Repeat(2L, 14)],
-            };
+            mb = TinySetup.Batch(g, [24, 24], [20, 9]) with { Documents = new PackedDocuments([[0, 10], [0, 5, 10]], [24, 24]) };
         var plain = LossComputation.ForwardBackward(model, mb.ToTensors(CPU), 0.25, false, 0);
         var plainGrads = TinySetup.Grads(trainable);
         ZeroGrads(trainable);
@@ -81,17 +78,20 @@ public class LossComputationTests
     public void HostTargetCountAndWeightMatchTheTensorSelection()
     {
         // The loop normalises by counts made on the host before the forward; they must describe exactly the targets
-        // ChunkedCrossEntropy.Select picks (shift once, drop -100 and cross-document targets), weights included.
+        // the device-side selection picks (shift once, drop -100), weights included, once the targets across a document
+        // boundary are dropped from the labels: the host index must drop exactly those.
         using var scope = NewDisposeScope();
         var g = new Generator(6);
         var mb = TinySetup.Batch(g, [20, 20], [15, 12]) with
         {
-            SequenceIds = [.. Enumerable.Repeat(0L, 8), .. Enumerable.Repeat(1L, 12), .. Enumerable.Repeat(0L, 15), .. Enumerable.Repeat(1L, 5)],
+            Documents = new PackedDocuments([[0, 8], [0, 15]], [20, 20]),
             TokenWeights = Enumerable.Range(0, 40).Select(i => i % 3 == 0 ? 0f : i % 3 == 1 ? 1f : 2.5f).ToArray(),
         };
-        var t = mb.ToTensors(CPU);
+        var labels = mb.Labels.ToArray();
+        labels[8] = labels[20 + 15] = -100;   // the first token of each second document: not predictable
+        var t = (mb with { Labels = labels }).ToTensors(CPU);
         var hidden = zeros(2, 20, 4);
-        using var sel = ChunkedCrossEntropy.Select(hidden, t.Labels, t.SequenceIds, t.TokenWeights);
+        using var sel = ChunkedCrossEntropy.Select(hidden, t.Labels, ChunkedCrossEntropyTests.LabelledPositions(t.Labels), t.TokenWeights);
         Assert.That(sel.Count, Is.EqualTo(mb.TargetCount));
         Assert.That(sel.Weights!.sum().ToDouble(), Is.EqualTo(mb.TargetWeight).Within(1e-4));
         Assert.That(mb.TargetCount, Is.LessThan(15 + 12), "the document boundaries inside the trained spans drop targets");

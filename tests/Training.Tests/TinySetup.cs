@@ -51,7 +51,7 @@ static class TinySetup
         return new MicroBatch
         {
             Rows = rows, Length = length, InputIds = ids, Labels = labels,
-            AttentionMask = padded ? mask : null, CategoryIds = cats,
+            Documents = padded ? new PackedDocuments(lengths.Select(_ => new[] { 0 }).ToArray(), lengths) : null, CategoryIds = cats,
         };
     }
 

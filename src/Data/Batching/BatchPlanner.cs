@@ -6,8 +6,7 @@ namespace Qwen35.Data;
 /// <param name="Packing">Pack several documents per row (fixed length MaxLength) instead of one padded example per row.</param>
 /// <param name="GroupByLength">Without packing: batch examples of similar length together (less padding), in a
 /// seeded random order of batches.</param>
-/// <param name="PadToMultipleOf">Without packing: round each batch length up to a multiple of this.</param>
-public sealed record BatchingOptions(int BatchSize = 1, int MaxLength = 2048, bool Packing = false, bool GroupByLength = true, int PadToMultipleOf = 1);
+public sealed record BatchingOptions(int BatchSize = 1, int MaxLength = 2048, bool Packing = false, bool GroupByLength = true);
 
 /// <summary>
 /// The batches of one epoch: which examples go in which row of which batch. Deterministic for a given seed and
@@ -37,7 +36,7 @@ public sealed class BatchPlan
         var rows = Batches[index].Select(r => (IReadOnlyList<TokenizedExample>)r.Select(i => _examples[i]).ToList()).ToList();
         return _options.Packing
             ? Packer.Collate(rows, _options.MaxLength, _padId)
-            : PaddingCollator.Collate(rows.Select(r => r[0]).ToList(), _padId, _options.PadToMultipleOf);
+            : PaddingCollator.Collate(rows.Select(r => r[0]).ToList(), _padId);
     }
 
     public IEnumerable<Batch> All()

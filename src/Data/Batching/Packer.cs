@@ -2,8 +2,8 @@ namespace Qwen35.Data;
 
 /// <summary>
 /// Packs several documents into fixed-length rows (token budget per row) so little compute goes to padding.
-/// Documents are never split; each keeps its own positions (restarting at 0) and SequenceIds, so the model's
-/// block-diagonal attention and DeltaNet state resets keep documents independent.
+/// Documents are never split; the batch records where each starts (<see cref="Batch.DocumentStarts"/>), from which
+/// the model derives per-document positions, attention and DeltaNet state resets that keep documents independent.
 /// </summary>
 public static class Packer
 {

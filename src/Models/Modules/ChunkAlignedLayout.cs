@@ -9,7 +9,7 @@ namespace Qwen35.Models.Modules;
 /// and every state reset falls on a chunk boundary, so <see cref="GatedDeltaRule.Chunked"/> computes each document
 /// with the same chunk decomposition, hence the same fp32 rounding, as when it runs alone (see docs/deltanet.md).
 /// <para>
-/// Built once per forward on the host from <see cref="ModelInputs.DocumentOffsets"/> (no device sync) and shared by
+/// Built once per forward on the host from the document starts of <see cref="PackedDocuments"/> (no device sync) and shared by
 /// all DeltaNet layers. The moves are <c>index_select</c>s (differentiable; their backward is an index_add), never
 /// writes into slices. The tensors belong to the dispose scope that was current when <see cref="Create"/> ran.
 /// </para>
@@ -119,12 +119,12 @@ public sealed class ChunkAlignedLayout
 
     static void Validate(int[] o, int row, long length)
     {
-        if (o.Length == 0 || o[0] != 0) throw new ArgumentException($"DocumentOffsets row {row}: must start with 0");
+        if (o.Length == 0 || o[0] != 0) throw new ArgumentException($"document starts row {row}: must start with 0");
         for (var d = 0; d < o.Length; d++)
         {
             long end = d + 1 < o.Length ? o[d + 1] : length;
             if (end <= o[d] || end > length)
-                throw new ArgumentException($"DocumentOffsets row {row}: offsets [{string.Join(",", o)}] are not ascending within [0, {length})");
+                throw new ArgumentException($"document starts row {row}: offsets [{string.Join(",", o)}] are not ascending within [0, {length})");
         }
     }
 }

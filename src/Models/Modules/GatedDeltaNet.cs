@@ -58,8 +58,10 @@ public sealed class GatedDeltaNet : nn.Module<Tensor, LayerContext, Tensor>
         var cache = ctx.Cache;
         var hasState = cache?.HasLinearState(layerIndex) == true;
         var mixed = in_proj_qkv.forward(x).transpose(1, 2);                               // [B, C, T] raw
-        var (convOut, newConvState) = CausalConv.Forward(mixed, conv1d.weight, ctx.DocumentStarts,
-            hasState ? cache!.ConvState(layerIndex) : null, ctx.ConvLayout);
+        Tensor convOut;
+        Tensor? newConvState = null;
+        if (ctx.ConvLayout is { } convLayout) convOut = CausalConv.ForwardPacked(mixed, conv1d.weight, convLayout);
+        else (convOut, newConvState) = CausalConv.Forward(mixed, conv1d.weight, hasState ? cache!.ConvState(layerIndex) : null);
         var qkv = nn.functional.silu(convOut).transpose(1, 2);                            // [B, T, C]
 
         // split (as HF's torch.split), not three narrows: split's backward is one concatenation, each narrow's a
@@ -79,8 +81,10 @@ public sealed class GatedDeltaNet : nn.Module<Tensor, LayerContext, Tensor>
         var initial = hasState ? cache!.RecurrentState(layerIndex) : null;
         var (core, finalState) = hasState && t == 1
             ? GatedDeltaRule.Recurrent(q, k, v, g, beta, initial)
-            : GatedDeltaRule.Chunked(q, k, v, g, beta, initial, ChunkSize, ctx.DocumentStarts, ctx.DeltaRuleLayout);
-        cache?.SetLinearStates(layerIndex, newConvState, finalState);
+            : GatedDeltaRule.Chunked(q, k, v, g, beta, initial, ChunkSize, ctx.DeltaRuleLayout);
+        // Packed rows (the only inputs without a conv state to hand on) never come with a cache.
+        if (cache is not null)
+            cache.SetLinearStates(layerIndex, newConvState ?? throw new InvalidOperationException("packed rows cannot fill a cache"), finalState);
 
         var z = in_proj_z.forward(x).reshape(b, t, vHeads, dv);
         var normed = norm.forward(core, z).reshape(b, t, vHeads * dv);

@@ -15,10 +15,10 @@ namespace Qwen35.Models.Modules;
 /// (x / sqrt(Σx² + 1e-6)) and q is scaled by dk^-½. All math is fp32; the output is cast to v's dtype.
 /// </para>
 /// <para>
-/// Packed rows: <c>documentStarts</c> (bool [B,T], true where a new document begins) resets the state to zero at
-/// each start, so every document sees only its own tokens. A flag at t = 0 is ignored: the first document of a
-/// row continues from <c>initialState</c> (zero when null), which therefore applies to the first document only.
-/// See docs/deltanet.md for the derivation.
+/// Packed rows: <see cref="Chunked"/> with a <see cref="ChunkAlignedLayout"/> moves every document onto a chunk
+/// boundary and zeroes the state there, so every document sees only its own tokens and is computed exactly as when
+/// run alone; the first document of a row continues from <c>initialState</c> (zero when null), which therefore
+/// applies to the first document only. See docs/deltanet.md for the derivation.
 /// </para>
 /// </summary>
 public static class GatedDeltaRule
@@ -31,17 +31,15 @@ public static class GatedDeltaRule
     /// exact. Each chunk's output is a fresh tensor and the chunks are concatenated once, so the backward pass has no
     /// slice-copy nodes.
     /// </summary>
-    /// <param name="alignedLayout">packed rows with host-known document offsets: when given it replaces
-    /// <paramref name="documentStarts"/> (which must describe the same documents). Every document is moved to start
-    /// on a chunk boundary, the scan zeroes the state at those boundaries, and the outputs are gathered back, so each
-    /// document is computed exactly as when run alone. Without it, <paramref name="documentStarts"/> resets the state
-    /// by masking inside chunks, exact in real arithmetic but with a different fp32 rounding than running alone.</param>
+    /// <param name="alignedLayout">packed rows: every document is moved to start on a chunk boundary, the scan zeroes
+    /// the state at those boundaries, and the outputs are gathered back, so each document is computed exactly as when
+    /// run alone.</param>
     public static (Tensor Output, Tensor FinalState) Chunked(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta,
-        Tensor? initialState, int chunkSize = 64, Tensor? documentStarts = null, ChunkAlignedLayout? alignedLayout = null)
+        Tensor? initialState, int chunkSize = 64, ChunkAlignedLayout? alignedLayout = null)
     {
         if (chunkSize < 1) throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, "chunk size must be ≥ 1");
-        var (batch, length, _, _, _) = Validate(q, k, v, g, beta, initialState, documentStarts);
-        if (alignedLayout is null) return ChunkedScan(q, k, v, g, beta, initialState, chunkSize, documentStarts, null);
+        var (batch, length, _, _, _) = Validate(q, k, v, g, beta, initialState);
+        if (alignedLayout is null) return ChunkedScan(q, k, v, g, beta, initialState, chunkSize, null);
 
         if (alignedLayout.Rows != batch || alignedLayout.Length != length || alignedLayout.ChunkSize != chunkSize)
             throw new ArgumentException($"alignedLayout was built for [{alignedLayout.Rows},{alignedLayout.Length}] " +
@@ -52,7 +50,7 @@ public static class GatedDeltaRule
         // same values the scan pads a document with when it runs alone. Tpad is a multiple of C: no further padding.
         var layout = alignedLayout;
         var (output, finalState) = ChunkedScan(layout.ToAligned(q), layout.ToAligned(k), layout.ToAligned(v),
-            layout.ToAligned(g), layout.ToAligned(beta), initialState, chunkSize, null, layout.ChunkKeep);
+            layout.ToAligned(g), layout.ToAligned(beta), initialState, chunkSize, layout.ChunkKeep);
         return (layout.FromAligned(output).MoveToOuterDisposeScope(), finalState.MoveToOuterDisposeScope());
     }
 
@@ -61,7 +59,7 @@ public static class GatedDeltaRule
     /// carried state at the start of each chunk: 0 where a document starts on that chunk boundary.
     /// </summary>
     static (Tensor Output, Tensor FinalState) ChunkedScan(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta,
-        Tensor? initialState, int chunkSize, Tensor? documentStarts, Tensor? chunkKeep)
+        Tensor? initialState, int chunkSize, Tensor? chunkKeep)
     {
         long batch = q.shape[0], length = q.shape[1], heads = v.shape[2], dk = q.shape[3], dv = v.shape[3];
         var outDtype = v.dtype;
@@ -92,19 +90,8 @@ public static class GatedDeltaRule
         // γ_i: log of the decay accumulated from the chunk start through position i.
         var gamma = gf.reshape(batch, kHeads, group, chunks, C).cumsum(-1);
 
-        // Which (i, j) pairs of a chunk interact: j ≤ i, and (when packed) i and j in the same document.
-        // carry_i = 1 while no document has started in the chunk at or before i: only those rows see the state
-        // carried in from the previous chunk. lastSame_j = 1 when j is in the chunk's last document: only those
-        // tokens are written into the state handed to the next chunk.
+        // Which (i, j) pairs of a chunk interact: j ≤ i (no chunk mixes documents: packed rows are chunk-aligned).
         var allowed = ones(C, C, ScalarType.Bool, q.device).tril();
-        Tensor? carry = null, lastSame = null;
-        if (documentStarts is not null)
-        {
-            var local = ChunkLocalDocumentIndex(documentStarts, length, pad, chunks, C).unsqueeze(1).unsqueeze(1);   // [B,1,1,N,C]
-            allowed = allowed.logical_and(local.unsqueeze(-1).eq(local.unsqueeze(-2)));                              // [B,1,1,N,C,C]
-            carry = local.eq(0).to(ScalarType.Float32);                                                               // [B,1,1,N,C]
-            lastSame = local.eq(local.narrow(-1, C - 1, 1)).to(ScalarType.Float32);                                   // [B,1,1,N,C]
-        }
 
         // D_ij = exp(γ_i − γ_j) for allowed pairs, else 0. Masking to −inf before exp (rather than multiplying by a
         // 0/1 mask afterwards) keeps exp from overflowing for j > i and keeps its gradient finite (exp(−inf) = 0).
@@ -117,9 +104,8 @@ public static class GatedDeltaRule
         var system = k5.matmul(kT) * (decay * beta4.unsqueeze(-1));
         var scores = q5.matmul(kT) * decay;   // P_ij = (q_i·k_j) D_ij, diagonal included
 
-        // exp(γ_i), zeroed on rows that must not read the carried state (after a reset in this chunk).
+        // exp(γ_i): the decay of the carried state at each row.
         var stateDecay = gamma.exp();
-        if (carry is not null) stateDecay = stateDecay * carry;
 
         var newValues = linalg.solve_triangular(system, vBeta, upper: false, left: true, unitriangular: true);
         var kCumDecay = linalg.solve_triangular(system, k5 * (beta4 * stateDecay).unsqueeze(-1), upper: false, left: true, unitriangular: true);
@@ -127,9 +113,8 @@ public static class GatedDeltaRule
         var qDecayed = q5 * stateDecay.unsqueeze(-1);
         // Keys as written into the end-of-chunk state: decayed from their position to the chunk end.
         var keyToEnd = (gamma.narrow(-1, C - 1, 1) - gamma).exp();
-        if (lastSame is not null) keyToEnd = keyToEnd * lastSame;
         var kWriteT = (k5 * keyToEnd.unsqueeze(-1)).transpose(-1, -2);
-        var chunkDecay = stateDecay.narrow(-1, C - 1, 1).unsqueeze(-1);   // [B,Hk,G,N,1,1]: exp(γ_last)·carry_last
+        var chunkDecay = stateDecay.narrow(-1, C - 1, 1).unsqueeze(-1);   // [B,Hk,G,N,1,1]: exp(γ_last)
 
         // Sequential scan over chunks. unbind yields views whose backward is a single stack, not per-slice copies.
         var us = newValues.unbind(3);
@@ -164,14 +149,13 @@ public static class GatedDeltaRule
 
     /// <summary>
     /// Step-by-step gated delta rule, per token: S ← exp(g_t)·S; m = Sᵀk_t; δ = β_t(v_t − m); S ← S + k_t δᵀ;
-    /// o_t = Sᵀq_t (the output reads the state after the write). With <paramref name="documentStarts"/> the state is
-    /// zeroed before each start (t &gt; 0). The per-token loop makes this the decode/reference path, not a training path.
+    /// o_t = Sᵀq_t (the output reads the state after the write). The per-token loop makes this the decode/reference
+    /// path, not a training path.
     /// </summary>
     public static (Tensor Output, Tensor FinalState) Recurrent(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta,
-        Tensor? initialState, int chunkSize = 64, Tensor? documentStarts = null)
+        Tensor? initialState)
     {
-        _ = chunkSize;   // accepted so both forms share one signature; the recurrence has no chunks
-        var (batch, length, heads, dk, dv) = Validate(q, k, v, g, beta, initialState, documentStarts);
+        var (batch, length, heads, dk, dv) = Validate(q, k, v, g, beta, initialState);
         var outDtype = v.dtype;
 
         using var scope = NewDisposeScope();
@@ -187,10 +171,6 @@ public static class GatedDeltaRule
         var vs = vf.unbind(2);
         var decays = gf.exp().unsqueeze(-1).unsqueeze(-1).unbind(2);   // each [B,H,1,1]
         var betas = bf.unsqueeze(-1).unbind(2);                          // each [B,H,1]
-        Tensor[]? keeps = null;
-        if (documentStarts is not null)
-            keeps = ResetsIgnoringFirst(documentStarts).logical_not().to(ScalarType.Float32)
-                .reshape(batch, 1, length, 1, 1).unbind(2);               // each [B,1,1,1]
 
         var state = initialState is null
             ? zeros(batch, heads, dk, dv, ScalarType.Float32, q.device)
@@ -198,7 +178,6 @@ public static class GatedDeltaRule
         var outputs = new List<Tensor>((int)length);
         for (int t = 0; t < length; t++)
         {
-            if (keeps is not null) state = state * keeps[t];
             state = state * decays[t];
             var memory = ks[t].unsqueeze(-2).matmul(state).squeeze(-2);        // Sᵀk  [B,H,dv]
             var delta = (vs[t] - memory) * betas[t];
@@ -230,28 +209,8 @@ public static class GatedDeltaRule
     // Eps inside the sqrt, exactly like FLA / HF's l2norm.
     static Tensor L2Normalize(Tensor x) => x * (x * x).sum(-1, keepdim: true).add(L2Eps).rsqrt();
 
-    /// <summary>Bool [B,T]: the document starts that reset the state, i.e. the given flags with t = 0 cleared.</summary>
-    internal static Tensor ResetsIgnoringFirst(Tensor documentStarts)
-    {
-        var starts = documentStarts.dtype == ScalarType.Bool ? documentStarts : documentStarts.ne(0);
-        var notFirst = arange(starts.shape[1], device: starts.device).gt(0).unsqueeze(0);
-        return starts.logical_and(notFirst);
-    }
-
-    /// <summary>
-    /// For each chunk position, how many document starts occurred in the chunk at or before it (int64 [B,N,C]).
-    /// Two positions of a chunk are in the same document exactly when these counts are equal, and a position
-    /// still belongs to the document carried in from the previous chunk exactly when its count is 0.
-    /// </summary>
-    static Tensor ChunkLocalDocumentIndex(Tensor documentStarts, long length, long pad, long chunks, long chunkSize)
-    {
-        var resets = ResetsIgnoringFirst(documentStarts).to(ScalarType.Int64);
-        if (pad > 0) resets = nn.functional.pad(resets, [0, pad]);   // padding continues the last document
-        return resets.reshape(resets.shape[0], chunks, chunkSize).cumsum(-1);
-    }
-
     static (long B, long T, long H, long Dk, long Dv) Validate(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta,
-        Tensor? initialState, Tensor? documentStarts)
+        Tensor? initialState)
     {
         if (q.dim() != 4) throw new ArgumentException($"q must be [B,T,H,dk], got [{string.Join(",", q.shape)}]", nameof(q));
         long b = q.shape[0], t = q.shape[1], hk = q.shape[2], dk = q.shape[3];
@@ -267,8 +226,6 @@ public static class GatedDeltaRule
         long dv = v.shape[3];
         if (initialState is not null && !initialState.shape.SequenceEqual(new[] { b, h, dk, dv }))
             throw new ArgumentException($"initialState must be [{b},{h},{dk},{dv}], got [{string.Join(",", initialState.shape)}]", nameof(initialState));
-        if (documentStarts is not null && !documentStarts.shape.SequenceEqual(new[] { b, t }))
-            throw new ArgumentException($"documentStarts must be [{b},{t}], got [{string.Join(",", documentStarts.shape)}]", nameof(documentStarts));
         return (b, t, h, dk, dv);
     }
 }

@@ -14,13 +14,11 @@ namespace Qwen35.Models.Modules;
 /// <param name="IsCausal">With a null mask: use SDPA's causal flag (T &gt; 1, nothing cached).</param>
 /// <param name="LinearInputMask">[B, T] in the activation dtype: 1 real, 0 padding; the GDN zeroes pad inputs (HF's
 /// apply_mask_to_padding_states). Null when there is no padding to zero.</param>
-/// <param name="DocumentStarts">bool [B, T], true where a packed document starts (state and conv resets), or null.</param>
 /// <param name="Cache">decoding cache to read and update, or null.</param>
 /// <param name="DocumentSpans">packed rows without a mask: per row, the (start, length) of each document; full
 /// attention then runs per document with the causal flag (AttentionMask is null). Null otherwise.</param>
-/// <param name="DeltaRuleLayout">packed rows with host-known document offsets: the chunk-aligned layout the DeltaNet
-/// layers run the chunked delta rule in (every document starts on a chunk boundary, so each is computed exactly as
-/// when run alone). Null otherwise (then DocumentStarts masks inside chunks).</param>
+/// <param name="DeltaRuleLayout">packed rows: the chunk-aligned layout the DeltaNet layers run the chunked delta rule
+/// in (every document starts on a chunk boundary, so each is computed exactly as when run alone). Null otherwise.</param>
 /// <param name="ConvLayout">with DeltaRuleLayout: the documents spread apart by K−1 zeros, for the causal conv (one
 /// conv1d computing each document exactly as alone). Null otherwise.</param>
 public sealed record LayerContext(
@@ -29,7 +27,6 @@ public sealed record LayerContext(
     Tensor? AttentionMask,
     bool IsCausal,
     Tensor? LinearInputMask,
-    Tensor? DocumentStarts,
     ModelCache? Cache,
     IReadOnlyList<(int Start, int Length)[]>? DocumentSpans = null,
     ChunkAlignedLayout? DeltaRuleLayout = null,

@@ -21,8 +21,8 @@ public sealed class Qwen35Attention : nn.Module<Tensor, LayerContext, Tensor>
     readonly int layerIndex, heads, kvHeads, headDim;
 
     /// <summary>
-    /// Packed rows with at most this many documents run attention per document (see <see cref="ModelInputs"/>
-    /// DocumentOffsets); more documents fall back to the block-diagonal mask, bounding the per-layer kernel count.
+    /// Packed rows with at most this many documents run attention per document (see <see cref="PackedDocuments"/>);
+    /// more documents fall back to the block-diagonal mask, bounding the per-layer kernel count.
     /// </summary>
     public const int MaxDocumentsPerRowForSplit = 64;
 

@@ -7,10 +7,11 @@ using static TorchSharp.torch;
 namespace Qwen35.Models.Modules;
 
 /// <summary>
-/// The text decoder (HF <c>Qwen3_5TextModel</c>): embed_tokens, layers, norm. Prepares masks, positions and RoPE
-/// tables once per forward (<see cref="LayerContext"/>) and runs the layers.
+/// The text decoder (HF <c>Qwen3_5TextModel</c>): embed_tokens, layers, norm. Prepares masks, positions, RoPE tables
+/// and packed-document layouts once per forward (<see cref="LayerContext"/>) and runs the layers; training's
+/// forward + backward, optionally with per-layer activation checkpointing, is in Qwen35TextModel.Training.cs.
 /// </summary>
-public sealed class Qwen35TextModel : nn.Module<ModelInputs, Tensor>
+public sealed partial class Qwen35TextModel : nn.Module<ModelInputs, Tensor>
 {
     public TokenEmbedding embed_tokens;
     public ModuleList<Qwen35DecoderLayer> layers;
@@ -49,97 +50,64 @@ public sealed class Qwen35TextModel : nn.Module<ModelInputs, Tensor>
         return y.MoveToOuterDisposeScope();
     }
 
-    /// <summary>
-    /// The per-forward context the layers share (RoPE tables, attention mask, GDN pad mask, document starts), exactly
-    /// as <see cref="Forward"/> builds it; for callers that run the layers one at a time (activation
-    /// checkpointing). It reads the cache's length and mask but does not advance the cache.
-    /// </summary>
-    public LayerContext BuildContext(ModelInputs inputs, ScalarType activationDtype)
-    {
-        ValidIds(inputs);
-        return Prepare(inputs, activationDtype).Context;
-    }
-
     static Tensor ValidIds(ModelInputs inputs)
     {
         var ids = inputs.InputIds;
         if (ids.dim() != 2) throw new ArgumentException($"InputIds must be [B, T], got [{string.Join(", ", ids.shape)}]");
-        if (inputs.SequenceIds is not null && inputs.Cache?.SeenTokens > 0)
-            throw new ArgumentException("SequenceIds (packed rows) cannot be combined with a non-empty cache");
+        if (inputs.Documents is { } docs)
+        {
+            if (inputs.Cache is not null || inputs.AttentionMask is not null || inputs.PositionIds is not null)
+                throw new ArgumentException("Documents cannot be combined with a cache, an AttentionMask or PositionIds (they describe the padding and positions)");
+            docs.Validate(ids.shape[0], ids.shape[1]);
+        }
         return ids;
     }
 
+    /// <summary>
+    /// The one place where the inputs become what the layers share: the padding mask, RoPE positions, the attention
+    /// form (causal flag, per-document spans or a mask) and, for packed rows, the chunk-aligned DeltaNet layouts, all
+    /// derived from <see cref="ModelInputs.Documents"/> (host arrays, uploaded once; no device sync) or from the
+    /// generation inputs (AttentionMask, PositionIds, cache).
+    /// </summary>
     (LayerContext Context, Tensor? FullMask) Prepare(ModelInputs inputs, ScalarType dtype)
     {
         var ids = inputs.InputIds;
         long b = ids.shape[0], t = ids.shape[1];
+        var device = ids.device;
         var cache = inputs.Cache;
         var past = cache?.SeenTokens ?? 0;
-        var fullMask = FullMask(inputs.AttentionMask, cache, b, t, past);
+        var docs = inputs.Documents;
+        var packed = docs is { IsPacked: true };
+        var mask = inputs.AttentionMask
+                   ?? (docs is not null && docs.HasPadding(t) ? tensor(docs.Mask(t), [b, t], device: device) : null);
+        var fullMask = FullMask(mask, cache, b, t, past);
 
-        Tensor? docStarts = null, posInDoc = null;
-        if (inputs.SequenceIds is { } seq)
-        {
-            // A document starts at t = 0 and wherever the id changes; RoPE offset = t - (index of its document start).
-            docStarts = DocumentStarts.FromSequenceIds(seq);
-            var index = arange(t, dtype: ScalarType.Int64, device: seq.device).expand(b, t);
-            var startIndex = where(docStarts, index, zeros_like(index)).cummax(1).values;
-            posInDoc = index - startIndex;
-        }
-
+        // Packed rows: RoPE restarts at 0 per document (padding continues the last document's count).
         var positions = inputs.PositionIds
-                        ?? posInDoc
+                        ?? (packed ? tensor(docs!.Positions(t), [b, t], device: device) : null)
                         ?? (fullMask is not null
                             ? (fullMask.cumsum(1) - 1).clamp_min(0).narrow(1, past, t)
-                            : arange(past, past + t, dtype: ScalarType.Int64, device: ids.device).expand(b, t));
+                            : arange(past, past + t, dtype: ScalarType.Int64, device: device).expand(b, t));
         var (cos, sin) = Rotary.Tables(positions, config.RotaryDim, config.RopeTheta, dtype);
 
-        var spans = past == 0 && inputs.SequenceIds is not null ? DocumentSpans(inputs.DocumentOffsets, b, t) : null;
+        // Packed rows attend per document (causal flag per document), unless a row has too many documents for one
+        // SDPA call each: then the block-diagonal [T, T] mask bounds the kernel count per layer.
+        var spans = packed && docs!.PerDocumentAttention && docs.Starts.All(s => s.Length <= Qwen35Attention.MaxDocumentsPerRowForSplit)
+            ? docs.Spans(t)
+            : null;
+        var documentIds = packed && spans is null ? tensor(docs!.DocumentIds(t), [b, t], device: device) : null;
         var (attnMask, isCausal) = spans is not null
             ? (null, false)
-            : AttentionMask(fullMask, inputs.SequenceIds, b, t, past, ids.device);
+            : AttentionMask(fullMask, documentIds, b, t, past, device);
         var linearMask = fullMask is not null && t > 1 ? fullMask.narrow(1, past, t).to(dtype) : null;
-        // Built on the host once per forward (no sync) and shared by every DeltaNet layer.
+        // Every document on a chunk boundary (delta rule) and K−1 zeros apart (conv): each is computed exactly as alone.
         ChunkAlignedLayout? layout = null, convLayout = null;
-        if (past == 0 && inputs.SequenceIds is not null && inputs.DocumentOffsets is { } offsets)
+        if (packed)
         {
-            CheckRowCount(offsets, b);
-            layout = ChunkAlignedLayout.Create(offsets, t, GatedDeltaNet.ChunkSize, ids.device);
-            convLayout = ChunkAlignedLayout.Create(offsets, t, 1, ids.device, gap: config.LinearConvKernelDim - 1);
+            layout = ChunkAlignedLayout.Create(docs!.Starts, t, GatedDeltaNet.ChunkSize, device);
+            convLayout = ChunkAlignedLayout.Create(docs.Starts, t, 1, device, gap: config.LinearConvKernelDim - 1);
         }
-        return (new LayerContext(cos, sin, attnMask, isCausal, linearMask, docStarts, cache, spans, layout, convLayout), fullMask);
-    }
-
-    static void CheckRowCount(IReadOnlyList<int[]> offsets, long b)
-    {
-        if (offsets.Count != b) throw new ArgumentException($"DocumentOffsets has {offsets.Count} rows, the batch has {b}");
-    }
-
-    /// <summary>
-    /// The per-row document spans from the host-side offsets, or null when they are absent or a row has more than
-    /// <see cref="Qwen35Attention.MaxDocumentsPerRowForSplit"/> documents (then the block-diagonal mask is used).
-    /// Offsets that do not describe [0, T) in ascending order are a caller error.
-    /// </summary>
-    static IReadOnlyList<(int Start, int Length)[]>? DocumentSpans(IReadOnlyList<int[]>? offsets, long b, long t)
-    {
-        if (offsets is null) return null;
-        if (offsets.Count != b) throw new ArgumentException($"DocumentOffsets has {offsets.Count} rows, the batch has {b}");
-        var rows = new (int Start, int Length)[b][];
-        for (var r = 0; r < b; r++)
-        {
-            var o = offsets[r];
-            if (o.Length == 0 || o[0] != 0) throw new ArgumentException($"DocumentOffsets row {r}: must start with 0");
-            if (o.Length > Qwen35Attention.MaxDocumentsPerRowForSplit) return null;
-            rows[r] = new (int, int)[o.Length];
-            for (var d = 0; d < o.Length; d++)
-            {
-                var end = d + 1 < o.Length ? o[d + 1] : (int)t;
-                if (end <= o[d] || end > t)
-                    throw new ArgumentException($"DocumentOffsets row {r}: offsets [{string.Join(",", o)}] are not ascending within [0, {t})");
-                rows[r][d] = (o[d], end - o[d]);
-            }
-        }
-        return rows;
+        return (new LayerContext(cos, sin, attnMask, isCausal, linearMask, cache, spans, layout, convLayout), fullMask);
     }
 
     /// <summary>The 2-D mask over all keys [B, past+T], or null when every token is real and none was given.</summary>
@@ -161,12 +129,12 @@ public sealed class Qwen35TextModel : nn.Module<ModelInputs, Tensor>
 
     /// <summary>
     /// The SDPA mask for full-attention layers: causal (query at absolute index past+i sees keys ≤ past+i), minus
-    /// padded keys, minus other documents for packed rows. Null (with IsCausal) when the plain causal flag is exact.
+    /// padded keys, minus other documents for packed rows (<paramref name="documentIds"/>, [B, T]). Null (with IsCausal) when the plain causal flag is exact.
     /// Each query always sees itself, so fully padded rows stay finite instead of NaN (their outputs are ignored).
     /// </summary>
-    static (Tensor? Mask, bool IsCausal) AttentionMask(Tensor? fullMask, Tensor? seq, long b, long t, long past, Device device)
+    static (Tensor? Mask, bool IsCausal) AttentionMask(Tensor? fullMask, Tensor? documentIds, long b, long t, long past, Device device)
     {
-        if (fullMask is null && seq is null)
+        if (fullMask is null && documentIds is null)
         {
             if (past == 0) return (null, t > 1);
             if (t == 1) return (null, false);
@@ -176,7 +144,7 @@ public sealed class Qwen35TextModel : nn.Module<ModelInputs, Tensor>
         var k = arange(s, dtype: ScalarType.Int64, device: device).view(1, s);
         var allowed = (k <= q).view(1, 1, t, s).expand(b, 1, t, s);
         if (fullMask is not null) allowed = allowed.logical_and(fullMask.to(ScalarType.Bool).view(b, 1, 1, s));
-        if (seq is not null) allowed = allowed.logical_and(seq.view(b, 1, t, 1) == seq.view(b, 1, 1, t));
+        if (documentIds is not null) allowed = allowed.logical_and(documentIds.view(b, 1, t, 1) == documentIds.view(b, 1, 1, t));
         allowed = allowed.logical_or((k == q).view(1, 1, t, s));
         return (allowed, false);
     }

@@ -82,9 +82,10 @@ public static class Benchmark
         var rng = new Random((int)o.Seed);
         var ids = Enumerable.Range(0, o.Batch * o.Sequence).Select(_ => (long)rng.Next(o.Config.VocabSize)).ToArray();
         var docLength = o.Sequence / o.Documents;
-        long[]? sequenceIds = o.Documents == 1 ? null
-            : Enumerable.Range(0, o.Batch * o.Sequence).Select(i => (long)Math.Min(i % o.Sequence / docLength, o.Documents - 1)).ToArray();
-        var batch = new MicroBatch { Rows = o.Batch, Length = o.Sequence, InputIds = ids, Labels = ids, SequenceIds = sequenceIds };
+        var starts = Enumerable.Range(0, o.Documents).Select(d => d * docLength).ToArray();
+        var documents = o.Documents == 1 ? null
+            : new PackedDocuments(Enumerable.Repeat(starts, o.Batch).ToArray(), Enumerable.Repeat(o.Sequence, o.Batch).ToArray());
+        var batch = new MicroBatch { Rows = o.Batch, Length = o.Sequence, InputIds = ids, Labels = ids, Documents = documents };
         var targets = batch.TargetCount;
 
         // The same device-side work per step as TrainLoop.Step, including its one host read (loss, norm).
@@ -92,7 +93,7 @@ public static class Benchmark
         {
             using var scope = NewDisposeScope();
             var tensors = batch.ToTensors(device);
-            var loss = LossComputation.ForwardBackwardOnDevice(model, tensors, 1.0 / targets, o.Checkpointing, step, timer: timer);
+            var loss = LossComputation.ForwardBackwardOnDevice(model, tensors, 1.0 / targets, o.Checkpointing, step, observer: timer);
             void Phase(string name, Action body) { if (timer is null) body(); else timer.Time(name, body); }
             Tensor norm = null!;
             Phase("clip (global norm)", () => norm = GradientClipping.ClipOnDevice(parameters, 1.0)!);

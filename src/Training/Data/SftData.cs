@@ -59,14 +59,23 @@ public sealed class SftData : IMicroBatchSource
     {
         var n = b.Rows * b.Length;
         var categoryIds = new long[n];
+        Array.Fill(categoryIds, -1L);   // padding
         float[]? weights = _weights is null ? null : new float[n];
-        for (var i = 0; i < n; i++)
+        if (weights is not null) Array.Fill(weights, 1f);
+        var doc = 0;   // index into b.Categories: documents in row order
+        for (var r = 0; r < b.Rows; r++)
         {
-            var doc = b.DocumentIndex[i];
-            var name = doc < 0 ? null : CategoryTools.Name(b.Categories[doc]);
-            categoryIds[i] = name is null ? -1 : _categoryIndex[name];
-            if (weights is not null)
-                weights[i] = name is not null && _weights!.TryGetValue(name, out var w) ? (float)w : 1f;
+            var starts = b.DocumentStarts[r];
+            for (var d = 0; d < starts.Length && starts[d] < b.RealLengths[r]; d++, doc++)
+            {
+                var name = CategoryTools.Name(b.Categories[doc]);
+                var end = d + 1 < starts.Length ? starts[d + 1] : b.RealLengths[r];
+                for (var i = r * b.Length + starts[d]; i < r * b.Length + end; i++)
+                {
+                    categoryIds[i] = name is null ? -1 : _categoryIndex[name];
+                    if (weights is not null && name is not null && _weights!.TryGetValue(name, out var w)) weights[i] = (float)w;
+                }
+            }
         }
         return new MicroBatch
         {
@@ -74,9 +83,8 @@ public sealed class SftData : IMicroBatchSource
             Length = b.Length,
             InputIds = b.InputIds,
             Labels = b.Labels,
-            // Pass packing/padding information only when present: the model then takes its plain causal path.
-            SequenceIds = b.IsPacked ? b.SequenceIds : null,
-            AttentionMask = b.AttentionMask.Any(m => m == 0) ? b.AttentionMask : null,
+            // Documents only when some row is packed or padded: otherwise the model takes its plain causal path.
+            Documents = b.IsPacked || b.HasPadding ? new Models.PackedDocuments(b.DocumentStarts, b.RealLengths) : null,
             CategoryIds = categoryIds,
             TokenWeights = weights,
         };

@@ -7,16 +7,14 @@ namespace Qwen35.Training.Loop;
 /// Cross-entropy of a causal LM without ever building full-vocabulary logits for every token. Qwen3.5's vocabulary is
 /// 248,320 entries, so fp32 logits cost ~1 MB per token (7.7 GB at 8K tokens); instead we
 /// 1. shift ONCE: position t predicts label t+1 (labels arrive aligned with the input ids, label[t] = token t),
-///    and a target across a packed-document boundary is dropped (the next document is not predictable);
-/// 2. keep only the trained positions (label != -100) before the lm_head matmul;
+/// 2. keep only the trained positions before the lm_head matmul (<see cref="MicroBatch.TargetIndex"/>: label != -100
+///    and not across a packed-document boundary, where the next document is not predictable);
 /// 3. walk them in chunks of <c>chunkRows</c>: logits = h·Wᵀ, upcast to fp32, loss = logsumexp − target logit.
 /// The result is a SUM over trained tokens (optionally weighted per token); the caller divides by the token count of
 /// the whole optimizer step, which is what makes gradient accumulation equal to one large batch.
 /// </summary>
 public static class ChunkedCrossEntropy
 {
-    public const long IgnoreIndex = -100;
-
     /// <summary>Trained positions after the shift: hidden rows [M,h], targets [M], optional weights [M] and group
     /// ids [M] (e.g. the category of each target, for per-category eval loss).</summary>
     public sealed record Selection(Tensor Hidden, Tensor Targets, Tensor? Weights, Tensor? Groups = null) : IDisposable
@@ -33,20 +31,20 @@ public static class ChunkedCrossEntropy
 
     /// <summary>
     /// Shifts labels once and selects the trained positions.
-    /// hidden [B,T,h]; labels [B,T] int64 aligned with the inputs; sequenceIds [B,T] (packed document index) or null;
-    /// tokenWeights [B,T] (weight of the token at each position, e.g. from its category) or null; groupIds [B,T] or null.
-    /// A target's weight and group are those of the predicted token (position t+1).
+    /// hidden [B,T,h]; labels [B,T] int64 aligned with the inputs; tokenWeights [B,T] (weight of the token at each
+    /// position, e.g. from its category) or null; groupIds [B,T] or null. A target's weight and group are those of the
+    /// predicted token (position t+1).
+    /// <para><paramref name="targetIndex"/> (int64 [M]): the flat indices into [B,T-1] of the trained positions, as
+    /// the training data knows them (<see cref="MicroBatch.Tensors.TargetIndex"/>, computed on the host, document
+    /// boundaries included). Finding them on the device would need <c>nonzero()</c>, whose data-dependent output size
+    /// makes the host wait for the device, and a second description of the documents.</para>
     /// </summary>
-    /// <para><paramref name="targetIndex"/> (int64 [M], optional): the flat indices into [B,T-1] of the trained
-    /// positions, when the caller already knows them (<see cref="MicroBatch.Tensors.TargetIndex"/>, computed on the
-    /// host from the label arrays). Without it the selection uses <c>nonzero()</c>, whose data-dependent output size
-    /// makes the host wait for the device (one sync per call on CUDA).</para>
-    public static Selection Select(Tensor hidden, Tensor labels, Tensor? sequenceIds = null, Tensor? tokenWeights = null,
-        Tensor? groupIds = null, Tensor? targetIndex = null)
+    public static Selection Select(Tensor hidden, Tensor labels, Tensor targetIndex, Tensor? tokenWeights = null,
+        Tensor? groupIds = null)
     {
         var h = hidden.size(-1);
         using var targets = labels[.., 1..];                        // [B,T-1]: what position t must predict
-        using var index = targetIndex?.alias() ?? TrainedPositions(targets, sequenceIds);   // [M] flat indices
+        using var index = targetIndex.alias();                      // [M] flat indices
         using var hFlat = hidden[.., ..^1, ..].reshape(-1, h);       // [B*(T-1),h]
         using var tFlat = targets.reshape(-1);
         Tensor? w = null;
@@ -62,14 +60,6 @@ public static class ChunkedCrossEntropy
             g = gFlat.index_select(0, index);
         }
         return new Selection(hFlat.index_select(0, index), tFlat.index_select(0, index), w, g);
-    }
-
-    /// <summary>Flat indices into [B,T-1] of the shifted targets that are trained (label != -100, same document).</summary>
-    static Tensor TrainedPositions(Tensor targets, Tensor? sequenceIds)
-    {
-        using var valid0 = targets.ne(IgnoreIndex);
-        using var valid = sequenceIds is null ? valid0.alias() : valid0.logical_and(sequenceIds[.., 1..].eq(sequenceIds[.., ..^1]));
-        return valid.flatten().nonzero().squeeze(1);
     }
 
     /// <summary>
@@ -95,19 +85,9 @@ public static class ChunkedCrossEntropy
     /// chunk by chunk: each chunk's logits are built, differentiated into the selected hidden rows, and freed before
     /// the next, so peak memory is one chunk of logits. Then one backward through the model from the hidden states.
     /// <paramref name="hidden"/> must be the tensor the selection was taken from (it carries the model's graph).
-    /// Returns the (unscaled) loss sum as a double.
-    /// </summary>
-    public static double SumLossBackward(Tensor hidden, Selection sel, Tensor lmHeadWeight, double gradScale, int chunkRows = 1024)
-    {
-        using var sum = SumLossBackwardOnDevice(hidden, sel, lmHeadWeight, gradScale, chunkRows);
-        return sum.ToDouble();
-    }
-
-    /// <summary>
-    /// <see cref="SumLossBackward"/> without reading the loss back: returns the loss sum as a detached scalar on
-    /// the hidden states' device (fp64, like the host double it replaces; created in the caller's dispose scope), so a training step can add its micro-batch
-    /// losses on the device and read them once, together with the gradient norm (no host sync per chunk or per
-    /// micro-batch).
+    /// Returns the (unscaled) loss sum as a detached fp64 scalar on the hidden states' device (created in the
+    /// caller's dispose scope), so a training step can add its micro-batch losses on the device and read them once,
+    /// together with the gradient norm (no host sync per chunk or per micro-batch).
     /// </summary>
     public static Tensor SumLossBackwardOnDevice(Tensor hidden, Selection sel, Tensor lmHeadWeight, double gradScale, int chunkRows = 1024)
     {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Qwen35.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -8,8 +9,9 @@ namespace Qwen35.Training.Loop;
 /// Wall time per named phase of a training step, for `trainer bench --profile`. CUDA runs asynchronously, so the
 /// timer waits for the device before and after each phase: the work a phase queued is charged to that phase. Those
 /// waits cost throughput, which is why the bench profiles extra steps after the timed ones instead of timing with it.
+/// The model reports its own phases (forward/recompute/backward per layer type) through <see cref="IPhaseObserver"/>.
 /// </summary>
-public sealed class PhaseTimer(Device device)
+public sealed class PhaseTimer(Device device) : IPhaseObserver
 {
     readonly List<string> _order = [];
     readonly Dictionary<string, (double Seconds, int Calls)> _totals = [];

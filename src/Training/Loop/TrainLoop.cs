@@ -133,7 +133,7 @@ public sealed class TrainLoop(
 
             var (loss, gradNorm, skipped, empty) = Step(state.Step, group, parameters, device);
             var targets = group.Sum(b => b.TargetCount);
-            windowTokens += group.Sum(b => b.AttentionMask?.LongCount(m => m != 0) ?? b.InputIds.LongLength);
+            windowTokens += group.Sum(b => b.RealTokens);
             state = state with
             {
                 Step = state.Step + 1,
@@ -275,8 +275,8 @@ public sealed class TrainLoop(
             {
                 using var scope = NewDisposeScope();
                 var t = batch.ToTensors(device);
-                var hidden = model.Forward(new ModelInputs(t.InputIds, t.AttentionMask, null, t.SequenceIds, null, t.DocumentOffsets));
-                using var sel = ChunkedCrossEntropy.Select(hidden, t.Labels, t.SequenceIds, null, t.CategoryIds, t.TargetIndex);
+                var hidden = model.Forward(t.Inputs);
+                using var sel = ChunkedCrossEntropy.Select(hidden, t.Labels, t.TargetIndex, null, t.CategoryIds);
                 if (sel.Count == 0) continue;
                 var losses = ChunkedCrossEntropy.TokenLosses(sel, model.LmHeadWeight, chunkRows).cpu().to(ScalarType.Float64);
                 var groups = sel.Groups?.cpu().data<long>().ToArray();

@@ -160,7 +160,7 @@ public static class GoldenCheck
         var batch = new MicroBatch
         {
             Rows = 1, Length = ids.Length, InputIds = ids, Labels = ids,
-            SequenceIds = docs.SelectMany((d, i) => Enumerable.Repeat((long)i, d.Length)).ToArray(),
+            Documents = new PackedDocuments([docs.Select((_, i) => docs.Take(i).Sum(d => d.Length)).ToArray()], [ids.Length]),
         };
         var losses = new double[TrainingSteps];
         for (var step = 0; step < TrainingSteps; step++)
@@ -261,10 +261,10 @@ public static class GoldenCheck
         var offsets = new int[docs.Length];
         for (var i = 1; i < docs.Length; i++) offsets[i] = offsets[i - 1] + docs[i - 1].Length;
         var ids = Ids(docs.SelectMany(d => d).ToArray(), device);
-        var seqIds = Ids(docs.SelectMany((d, i) => Enumerable.Repeat((long)i, d.Length)).ToArray(), device);
         o.Alone = cat(o.Logits).DetachFromDisposeScope();
-        o.PackedWithOffsets = Host(model.Logits(model.Forward(new ModelInputs(ids, SequenceIds: seqIds, DocumentOffsets: [offsets]))).squeeze(0));
-        o.PackedMaskOnly = Host(model.Logits(model.Forward(new ModelInputs(ids, SequenceIds: seqIds))).squeeze(0));
+        var documents = new PackedDocuments([offsets], [docs.Sum(d => d.Length)]);
+        o.PackedWithOffsets = Host(model.Logits(model.Forward(new ModelInputs(ids, Documents: documents))).squeeze(0));
+        o.PackedMaskOnly = Host(model.Logits(model.Forward(new ModelInputs(ids, Documents: documents with { PerDocumentAttention = false }))).squeeze(0));
     }
 
     /// <summary>The training path (chunked cross-entropy, optional checkpointing) on the reference sequence with every

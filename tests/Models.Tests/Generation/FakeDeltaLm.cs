@@ -40,7 +40,7 @@ sealed class FakeDeltaLm : IStepModel, IDisposable
         using var scope = NewDisposeScope();
         long b = inputIds.shape[0], t = inputIds.shape[1];
         var x = embed.index_select(0, inputIds.reshape(-1)).reshape(b, t, Dim) * attentionMask.unsqueeze(-1).to(ScalarType.Float32);
-        var (conv, newConv) = CausalConv.Forward(x.transpose(1, 2), convWeight, null, convState);
+        var (conv, newConv) = CausalConv.Forward(x.transpose(1, 2), convWeight, convState);
         var h = nn.functional.silu(conv).transpose(1, 2);
         var q = h.matmul(wq).unsqueeze(2);
         var k = h.matmul(wk).unsqueeze(2);
