@@ -12,12 +12,12 @@ public static class LayerSelection
         var result = new SortedSet<int>();
         foreach (var raw in text.Split(',', StringSplitOptions.TrimEntries))
         {
-            if (raw.Length == 0) throw new FormatException($"layers \"{text}\": empty item between commas");
+            if (raw.Length == 0) throw new UserInputException($"layers \"{text}\": empty item between commas");
             var dash = raw.IndexOf('-', 1); // from 1 so a leading minus is reported as a bad number, not a range
             if (dash < 0) { result.Add(ParseIndex(raw, text)); continue; }
             var from = ParseIndex(raw[..dash].Trim(), text);
             var to = ParseIndex(raw[(dash + 1)..].Trim(), text);
-            if (to < from) throw new FormatException($"layers \"{text}\": range \"{raw}\" ends before it starts");
+            if (to < from) throw new UserInputException($"layers \"{text}\": range \"{raw}\" ends before it starts");
             for (var i = from; i <= to; i++) result.Add(i);
         }
         return result.ToArray();
@@ -26,5 +26,5 @@ public static class LayerSelection
     static int ParseIndex(string s, string whole) =>
         int.TryParse(s, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var v)
             ? v
-            : throw new FormatException($"layers \"{whole}\": \"{s}\" is not a non-negative layer index");
+            : throw new UserInputException($"layers \"{whole}\": \"{s}\" is not a non-negative layer index");
 }

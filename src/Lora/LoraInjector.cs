@@ -79,18 +79,18 @@ public static class LoraInjector
         if (targets.NameList != null)
             foreach (var n in targets.NameList)
                 if (!candidates.Any(c => c.Name == n || c.Name.EndsWith("." + n, StringComparison.Ordinal)))
-                    throw new ArgumentException($"target_modules entry \"{n}\" matches no projection of the model; {Existing()}");
+                    throw new UserInputException($"target_modules entry \"{n}\" matches no projection of the model; {Existing()}");
         var matched = candidates.Where(c => targets.Matches(c.Name)).ToList();
-        if (matched.Count == 0) throw new ArgumentException($"target_modules {targets} matches no projection of the model; {Existing()}");
+        if (matched.Count == 0) throw new UserInputException($"target_modules {targets} matches no projection of the model; {Existing()}");
         if (options.LayersToTransform is { } layers)
         {
             var layerCount = candidates.Max(c => c.LayerIndex) + 1;
             var outOfRange = layers.Where(l => l >= layerCount).ToList();
             if (outOfRange.Count > 0)
-                throw new ArgumentException($"layers_to_transform has {string.Join(", ", outOfRange)} but the model has layers 0-{layerCount - 1}");
+                throw new UserInputException($"layers_to_transform has {string.Join(", ", outOfRange)} but the model has layers 0-{layerCount - 1}");
             matched = matched.Where(c => layers.Contains(c.LayerIndex)).ToList();
             if (matched.Count == 0)
-                throw new ArgumentException($"target_modules {targets} matches no projection in layers_to_transform [{string.Join(",", layers)}]; {Existing()}");
+                throw new UserInputException($"target_modules {targets} matches no projection in layers_to_transform [{string.Join(",", layers)}]; {Existing()}");
         }
         return matched;
     }

@@ -167,6 +167,6 @@ public static class PeftAdapterConfig
 
     /// <summary>The sorted top-level field names of an adapter_config.json text (for format checks).</summary>
     public static IReadOnlyList<string> FieldNames(string json) =>
-        (JsonNode.Parse(json) as JsonObject ?? throw new InvalidDataException("adapter config is not a JSON object"))
+        (JsonNode.Parse(json) as JsonObject ?? throw new UserInputException("adapter config is not a JSON object"))
         .Select(p => p.Key).Order(StringComparer.Ordinal).ToArray();
 }

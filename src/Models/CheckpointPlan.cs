@@ -91,7 +91,7 @@ public sealed class CheckpointPlan : IDisposable
                 continue;
             }
             if (!mapping.TryAdd(target, name))
-                throw new InvalidDataException(
+                throw new UserInputException(
                     $"{Checkpoint.Source}: both '{mapping[target]}' and '{name}' map to parameter '{target}' (mixed wrapper and flat layouts)");
         }
 

@@ -22,7 +22,7 @@ public sealed partial class Qwen35ForCausalLM
     public static (Qwen35ForCausalLM Model, LoadReport Report) FromPretrained(string dir, ScalarType dtype, Device device)
     {
         using var plan = CheckpointPlan.Open(dir);
-        if (plan.Problem is { } problem) throw new InvalidDataException(problem);
+        if (plan.Problem is { } problem) throw new UserInputException(problem);
 
         var model = new Qwen35ForCausalLM(plan.Config, dtype, device);
         var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);

@@ -143,7 +143,7 @@ public class DatasetReaderTests
         Assert.That(DatasetReader.Read(dir).Conversations, Has.Count.EqualTo(3));
         Assert.That(DatasetReader.Read(Path.Combine(dir, "*.jsonl")).Conversations, Has.Count.EqualTo(1));
         Assert.That(DatasetReader.Read(Path.Combine(dir, "**", "*.jsonl")).Files.Select(f => Path.GetFileName(f.Path)), Is.EqualTo(new[] { "a.jsonl", "b.jsonl" }));
-        Assert.Throws<FileNotFoundException>(() => DatasetReader.Read(Path.Combine(dir, "*.parquet")));
+        Assert.Throws<UserInputException>(() => DatasetReader.Read(Path.Combine(dir, "*.parquet")));
     }
 
     [Test]

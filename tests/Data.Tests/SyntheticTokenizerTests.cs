@@ -96,7 +96,7 @@ public class SyntheticTokenizerTests
         var root = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
         root["normalizer"] = new JsonObject { ["type"] = "Lowercase" };
         File.WriteAllText(path, root.ToJsonString());
-        var e = Assert.Throws<InvalidDataException>(() => QwenTokenizer.FromFolder(dir));
+        var e = Assert.Throws<UserInputException>(() => QwenTokenizer.FromFolder(dir));
         Assert.That(e!.Message, Does.Contain(path).And.Contain("Lowercase"));
     }
 }

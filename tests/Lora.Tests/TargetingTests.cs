@@ -34,7 +34,7 @@ public class TargetingTests
         Assert.That(Selected(new LoraOptions { TargetModules = LoraTargets.Names("model.language_model.layers.0.mlp.up_proj") }),
             Is.EqualTo(new[] { "model.language_model.layers.0.mlp.up_proj" }));
         // "proj" is a substring of every name but not a dotted suffix of any: PEFT matches nothing, so do we (error).
-        Assert.Throws<ArgumentException>(() => Selected(new LoraOptions { TargetModules = LoraTargets.Names("proj") }));
+        Assert.Throws<UserInputException>(() => Selected(new LoraOptions { TargetModules = LoraTargets.Names("proj") }));
     }
 
     [Test]
@@ -47,7 +47,7 @@ public class TargetingTests
             "model.language_model.layers.2.mlp.gate_proj", "model.language_model.layers.2.mlp.up_proj",
         }));
         // A regex matching only part of the name selects nothing (fullmatch, not search).
-        var e = Assert.Throws<ArgumentException>(() => Selected(new LoraOptions { TargetModules = LoraTargets.FromRegex("q_proj") }));
+        var e = Assert.Throws<UserInputException>(() => Selected(new LoraOptions { TargetModules = LoraTargets.FromRegex("q_proj") }));
         Assert.That(e!.Message, Does.Contain("in_proj_qkv").And.Contain("q_proj"), "the error must list the names that exist");
     }
 
@@ -64,14 +64,14 @@ public class TargetingTests
     [Test]
     public void UnknownTarget_ErrorListsExistingNames()
     {
-        var e = Assert.Throws<ArgumentException>(() => Selected(new LoraOptions { TargetModules = LoraTargets.Names("q_proj", "qkv_proj") }));
+        var e = Assert.Throws<UserInputException>(() => Selected(new LoraOptions { TargetModules = LoraTargets.Names("q_proj", "qkv_proj") }));
         Assert.That(e!.Message, Does.Contain("\"qkv_proj\"").And.Contain("in_proj_qkv").And.Contain("down_proj"));
     }
 
     [Test]
     public void LayersOutOfRange_AreAnError()
     {
-        var e = Assert.Throws<ArgumentException>(() => Selected(new LoraOptions { TargetModules = LoraTargets.Names("up_proj"), LayersToTransform = [2, 7] }));
+        var e = Assert.Throws<UserInputException>(() => Selected(new LoraOptions { TargetModules = LoraTargets.Names("up_proj"), LayersToTransform = [2, 7] }));
         Assert.That(e!.Message, Does.Contain("7").And.Contain("0-3"));
     }
 
@@ -87,7 +87,7 @@ public class TargetingTests
     [TestCase("-1")]
     [TestCase("a")]
     public void LayerSelection_RejectsBadInput(string text) =>
-        Assert.That(() => LayerSelection.Parse(text), Throws.TypeOf<FormatException>().With.Message.Contains(text.Trim()));
+        Assert.That(() => LayerSelection.Parse(text), Throws.TypeOf<UserInputException>().With.Message.Contains(text.Trim()));
 
     [Test]
     public void RankAndAlphaPatterns_UsePeftKeySemantics()

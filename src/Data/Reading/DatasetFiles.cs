@@ -15,24 +15,24 @@ public static class DatasetFiles
             var files = Directory.EnumerateFiles(pathOrGlobOrFolder, "*", SearchOption.AllDirectories)
                 .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
                 .Select(Path.GetFullPath).OrderBy(f => f, StringComparer.Ordinal).ToList();
-            if (files.Count == 0) throw new FileNotFoundException($"{pathOrGlobOrFolder}: folder holds no .jsonl, .json or .parquet file");
+            if (files.Count == 0) throw new UserInputException($"{pathOrGlobOrFolder}: folder holds no .jsonl, .json or .parquet file");
             return files;
         }
         if (pathOrGlobOrFolder.IndexOfAny(['*', '?']) < 0)
-            throw new FileNotFoundException($"{pathOrGlobOrFolder}: no such file or folder", pathOrGlobOrFolder);
+            throw new UserInputException($"{pathOrGlobOrFolder}: no such file or folder");
 
         // Base folder = the longest leading part without wildcards; the rest is matched against relative paths.
         var full = Path.GetFullPath(pathOrGlobOrFolder).Replace('\\', '/');
         var firstWild = full.IndexOfAny(['*', '?']);
         var baseDir = full[..(full.LastIndexOf('/', firstWild) + 1)];
         var pattern = full[baseDir.Length..];
-        if (!Directory.Exists(baseDir)) throw new FileNotFoundException($"{pathOrGlobOrFolder}: folder {baseDir} does not exist");
+        if (!Directory.Exists(baseDir)) throw new UserInputException($"{pathOrGlobOrFolder}: folder {baseDir} does not exist");
         var regex = new Regex("^" + GlobToRegex(pattern) + "$", RegexOptions.CultureInvariant);
         var matches = Directory.EnumerateFiles(baseDir, "*", SearchOption.AllDirectories)
             .Select(f => Path.GetFullPath(f))
             .Where(f => regex.IsMatch(f.Replace('\\', '/')[baseDir.Length..]))
             .OrderBy(f => f, StringComparer.Ordinal).ToList();
-        if (matches.Count == 0) throw new FileNotFoundException($"{pathOrGlobOrFolder}: the pattern matches no file");
+        if (matches.Count == 0) throw new UserInputException($"{pathOrGlobOrFolder}: the pattern matches no file");
         return matches;
     }
 

@@ -24,7 +24,7 @@ public static class ParquetConversationWriter
         if (rowGroupSize <= 0) throw new ArgumentOutOfRangeException(nameof(rowGroupSize), "row group size must be positive");
         var messages = conversations.SelectMany(c => c.Messages).ToList();
         var callIndex = conversations.ToList().FindIndex(c => c.Messages.Any(m => m.ToolCalls is { Count: > 0 }));
-        if (callIndex >= 0) throw new NotSupportedException($"conversation {callIndex} has tool_calls, which the Parquet writer does not store");
+        if (callIndex >= 0) throw new UserInputException($"conversation {callIndex} has tool_calls, which the Parquet writer does not store");
         var hasTrain = messages.Any(m => m.Train != null);
         var hasDetail = messages.Any(m => m.TrainDetail != null);
         var hasReasoning = messages.Any(m => m.ReasoningContent != null);

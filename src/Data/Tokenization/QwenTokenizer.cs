@@ -41,7 +41,7 @@ public sealed class QwenTokenizer : ITokenizer
         _idBytes = new byte[]?[VocabSize];
         foreach (var (token, id) in vocab)
             _idBytes[id] = ByteLevelAlphabet.ToBytes(token)
-                ?? throw new InvalidDataException($"{source}: vocabulary token '{token}' (id {id}) is not a byte-level string");
+                ?? throw new UserInputException($"{source}: vocabulary token '{token}' (id {id}) is not a byte-level string");
         _addedContent = new string?[VocabSize];
         foreach (var (content, id) in added) _addedContent[id] = content;
         EndOfTurnId = endOfTurnId;
@@ -74,7 +74,7 @@ public sealed class QwenTokenizer : ITokenizer
     public static QwenTokenizer FromFolder(string dir)
     {
         var jsonPath = Path.Combine(dir, "tokenizer.json");
-        if (!File.Exists(jsonPath)) throw new FileNotFoundException($"{jsonPath} not found (a tokenizer folder needs tokenizer.json)", jsonPath);
+        if (!File.Exists(jsonPath)) throw new UserInputException($"{jsonPath} not found (a tokenizer folder needs tokenizer.json)");
         var configPath = Path.Combine(dir, "tokenizer_config.json");
         return FromFiles(jsonPath, File.Exists(configPath) ? configPath : null);
     }
@@ -88,9 +88,9 @@ public sealed class QwenTokenizer : ITokenizer
 
         var model = Required(root, "model", src);
         var modelType = model.TryGetProperty("type", out var mt) ? mt.GetString() : "BPE";
-        if (modelType != "BPE") throw new InvalidDataException($"{src}: model.type '{modelType}' is not supported (only BPE)");
+        if (modelType != "BPE") throw new UserInputException($"{src}: model.type '{modelType}' is not supported (only BPE)");
         if (model.TryGetProperty("byte_fallback", out var bf) && bf.ValueKind == JsonValueKind.True)
-            throw new InvalidDataException($"{src}: model.byte_fallback=true is not supported (byte-level BPE expected)");
+            throw new UserInputException($"{src}: model.byte_fallback=true is not supported (byte-level BPE expected)");
 
         var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var p in Required(model, "vocab", src).EnumerateObject()) vocab[p.Name] = p.Value.GetInt32();
@@ -114,7 +114,7 @@ public sealed class QwenTokenizer : ITokenizer
                 foreach (var p in dec.EnumerateObject())
                 {
                     if (!int.TryParse(p.Name, out var id))
-                        throw new InvalidDataException($"{tokenizerConfigPath}: added_tokens_decoder key '{p.Name}' is not an integer id");
+                        throw new UserInputException($"{tokenizerConfigPath}: added_tokens_decoder key '{p.Name}' is not an integer id");
                     AddToken(p.Value, id, added, tokenizerConfigPath);
                 }
             eosToken = TokenString(cfg.RootElement, "eos_token");
@@ -134,7 +134,7 @@ public sealed class QwenTokenizer : ITokenizer
         var bpe = BpeTokenizer.Create(options);
 
         int Need(string token) => added.TryGetValue(token, out var id) ? id
-            : throw new InvalidDataException($"{src}: the added token {token} is missing (needed as end-of-turn/pad token)");
+            : throw new UserInputException($"{src}: the added token {token} is missing (needed as end-of-turn/pad token)");
         var endOfTurn = eosToken != null && added.ContainsKey(eosToken) ? added[eosToken] : Need("<|im_end|>");
         var pad = padToken != null && added.ContainsKey(padToken) ? added[padToken] : Need("<|endoftext|>");
         var stops = new List<int> { endOfTurn };
@@ -157,19 +157,19 @@ public sealed class QwenTokenizer : ITokenizer
 
     static void AddToken(JsonElement t, int id, Dictionary<string, int> added, string src)
     {
-        var content = t.GetProperty("content").GetString() ?? throw new InvalidDataException($"{src}: added token {id} has no content");
+        var content = t.GetProperty("content").GetString() ?? throw new UserInputException($"{src}: added token {id} has no content");
         foreach (var flag in new[] { "lstrip", "rstrip", "single_word" })
             if (t.TryGetProperty(flag, out var f) && f.ValueKind == JsonValueKind.True)
-                throw new InvalidDataException($"{src}: added token '{content}' (id {id}) sets {flag}=true, which this loader does not implement");
+                throw new UserInputException($"{src}: added token '{content}' (id {id}) sets {flag}=true, which this loader does not implement");
         if (added.TryGetValue(content, out var existing) && existing != id)
-            throw new InvalidDataException($"{src}: added token '{content}' has id {id} but was already declared with id {existing}");
+            throw new UserInputException($"{src}: added token '{content}' has id {id} but was already declared with id {existing}");
         added[content] = id;
     }
 
     static SplitPreTokenizer ReadPreTokenizer(JsonElement root, string src)
     {
         if (!root.TryGetProperty("pre_tokenizer", out var pre) || pre.ValueKind != JsonValueKind.Object)
-            throw new InvalidDataException($"{src}: pre_tokenizer is missing (expected Sequence[Split, ByteLevel])");
+            throw new UserInputException($"{src}: pre_tokenizer is missing (expected Sequence[Split, ByteLevel])");
         var steps = pre.GetProperty("type").GetString() == "Sequence"
             ? pre.GetProperty("pretokenizers").EnumerateArray().ToList()
             : [pre];
@@ -183,29 +183,29 @@ public sealed class QwenTokenizer : ITokenizer
                 var behavior = step.TryGetProperty("behavior", out var b) ? b.GetString() : null;
                 var invert = step.TryGetProperty("invert", out var inv) && inv.ValueKind == JsonValueKind.True;
                 if (behavior != "Isolated" || invert)
-                    throw new InvalidDataException($"{src}: pre_tokenizer Split behavior '{behavior}' invert={invert} is not supported (Isolated, invert=false)");
+                    throw new UserInputException($"{src}: pre_tokenizer Split behavior '{behavior}' invert={invert} is not supported (Isolated, invert=false)");
                 var pattern = step.GetProperty("pattern");
                 var regex = pattern.TryGetProperty("Regex", out var r) ? r.GetString()
-                    : throw new InvalidDataException($"{src}: pre_tokenizer Split pattern has no Regex");
+                    : throw new UserInputException($"{src}: pre_tokenizer Split pattern has no Regex");
                 split = new SplitPreTokenizer(regex!, src);
             }
             else if (type == "ByteLevel")
             {
                 if (step.TryGetProperty("use_regex", out var ur) && ur.ValueKind == JsonValueKind.True)
-                    throw new InvalidDataException($"{src}: pre_tokenizer ByteLevel use_regex=true is not supported (Qwen uses Split + ByteLevel(use_regex=false))");
+                    throw new UserInputException($"{src}: pre_tokenizer ByteLevel use_regex=true is not supported (Qwen uses Split + ByteLevel(use_regex=false))");
                 if (step.TryGetProperty("add_prefix_space", out var aps) && aps.ValueKind == JsonValueKind.True)
-                    throw new InvalidDataException($"{src}: pre_tokenizer ByteLevel add_prefix_space=true is not supported");
+                    throw new UserInputException($"{src}: pre_tokenizer ByteLevel add_prefix_space=true is not supported");
                 sawByteLevel = true;
             }
-            else throw new InvalidDataException($"{src}: pre_tokenizer step '{type}' is not supported (expected Sequence[Split, ByteLevel])");
+            else throw new UserInputException($"{src}: pre_tokenizer step '{type}' is not supported (expected Sequence[Split, ByteLevel])");
         }
         if (split == null || !sawByteLevel)
-            throw new InvalidDataException($"{src}: pre_tokenizer must contain a Split(regex) and a ByteLevel step");
+            throw new UserInputException($"{src}: pre_tokenizer must contain a Split(regex) and a ByteLevel step");
         return split;
     }
 
     static JsonElement Required(JsonElement e, string key, string src) =>
-        e.TryGetProperty(key, out var v) ? v : throw new InvalidDataException($"{src}: missing '{key}'");
+        e.TryGetProperty(key, out var v) ? v : throw new UserInputException($"{src}: missing '{key}'");
 
     public int[] Encode(string text)
     {

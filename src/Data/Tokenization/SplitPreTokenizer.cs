@@ -28,7 +28,7 @@ sealed class SplitPreTokenizer
         }
         catch (ArgumentException e)
         {
-            throw new InvalidDataException($"{source}: the pre_tokenizer Split regex is not valid for .NET: {e.Message}", e);
+            throw new UserInputException($"{source}: the pre_tokenizer Split regex is not valid for .NET: {e.Message}", e);
         }
         Pattern = pattern;
     }

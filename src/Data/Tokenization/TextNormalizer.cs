@@ -40,7 +40,7 @@ sealed class TextNormalizer
                 foreach (var child in node.GetProperty("normalizers").EnumerateArray()) Collect(child, forms, source);
                 break;
             default:
-                throw new InvalidDataException($"{source}: normalizer type '{type}' is not supported (supported: null, NFC, NFD, NFKC, NFKD, Sequence of these)");
+                throw new UserInputException($"{source}: normalizer type '{type}' is not supported (supported: null, NFC, NFD, NFKC, NFKD, Sequence of these)");
         }
     }
 

@@ -20,6 +20,6 @@ public static class TokenizerLoader
             var config = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(dirOrBuiltin))!, "tokenizer_config.json");
             return QwenTokenizer.FromFiles(dirOrBuiltin, File.Exists(config) ? config : null);
         }
-        throw new FileNotFoundException($"tokenizer '{dirOrBuiltin}' is neither \"{BuiltInName}\", a folder with tokenizer.json, nor a tokenizer.json file");
+        throw new UserInputException($"tokenizer '{dirOrBuiltin}' is neither \"{BuiltInName}\", a folder with tokenizer.json, nor a tokenizer.json file");
     }
 }

@@ -54,7 +54,7 @@ public sealed record Qwen35TextConfig
     public static Qwen35TextConfig Load(string configJsonPath)
     {
         if (!File.Exists(configJsonPath))
-            throw new FileNotFoundException($"{configJsonPath}: config file not found", configJsonPath);
+            throw new UserInputException($"{configJsonPath}: config file not found");
         return Parse(File.ReadAllText(configJsonPath), configJsonPath);
     }
 

@@ -49,9 +49,9 @@ public sealed class SafeTensorsCheckpoint : IDisposable
             var index = Path.Combine(path, IndexFileName);
             if (File.Exists(single)) return OpenSingle(single);
             if (File.Exists(index)) return OpenIndex(index);
-            throw new FileNotFoundException($"{path}: folder holds neither {SingleFileName} nor {IndexFileName}");
+            throw new UserInputException($"{path}: folder holds neither {SingleFileName} nor {IndexFileName}");
         }
-        if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint not found: {path}", path);
+        if (!File.Exists(path)) throw new UserInputException($"checkpoint not found: {path}");
         return path.EndsWith(".index.json", StringComparison.Ordinal) ? OpenIndex(path) : OpenSingle(path);
     }
 

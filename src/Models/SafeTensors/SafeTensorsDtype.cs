@@ -41,5 +41,5 @@ public static class SafeTensorsDtype
     static (torch.ScalarType Type, int Size) Lookup(string name) =>
         ByName.TryGetValue(name, out var entry)
             ? entry
-            : throw new NotSupportedException($"unknown safetensors dtype '{name}' (supported: {string.Join(", ", ByName.Keys)})");
+            : throw new UserInputException($"unknown safetensors dtype '{name}' (supported: {string.Join(", ", ByName.Keys)})");
 }

@@ -27,11 +27,11 @@ public static class PublishedShapes
                 LinearNumKeyHeads = 16, LinearNumValueHeads = 48, LinearKeyHeadDim = 128, LinearValueHeadDim = 128,
                 MropeSection = [11, 11, 10], TieWordEmbeddings = false, LayerTypes = Pattern(64),
             },
-            _ => throw new ArgumentException($"unknown shape '{name}' ({string.Join(", ", Names)})"),
+            _ => throw new UserInputException($"unknown shape '{name}' ({string.Join(", ", Names)})"),
         };
         if (layers is { } n)
         {
-            if (n < 1) throw new ArgumentException("--layers must be >= 1");
+            if (n < 1) throw new UserInputException("--layers must be >= 1");
             c = c with { NumHiddenLayers = n, LayerTypes = Pattern(n) };
         }
         return c;

@@ -65,9 +65,9 @@ public sealed class CheckpointStore(string outputDir, int keepLast)
     public string Resolve(string? resume)
     {
         if (string.IsNullOrEmpty(resume) || resume == "latest")
-            return List().LastOrDefault() ?? throw new InvalidDataException($"--resume latest: no checkpoint in {Root}");
+            return List().LastOrDefault() ?? throw new UserInputException($"--resume latest: no checkpoint in {Root}");
         if (!File.Exists(Path.Combine(resume, "trainer_state.json")))
-            throw new InvalidDataException($"--resume {resume}: not a checkpoint folder (no trainer_state.json)");
+            throw new UserInputException($"--resume {resume}: not a checkpoint folder (no trainer_state.json)");
         return resume;
     }
 
@@ -111,9 +111,9 @@ public sealed class CheckpointStore(string outputDir, int keepLast)
     static Tensor Require(SafeTensorsFile file, string name, Tensor? like)
     {
         if (!file.Tensors.TryGetValue(name, out var info))
-            throw new InvalidDataException($"{file.Path}: tensor '{name}' missing (checkpoint from a different adapter layout?)");
+            throw new UserInputException($"{file.Path}: tensor '{name}' missing (checkpoint from a different adapter layout?)");
         if (like is not null && !info.Shape.SequenceEqual(like.shape))
-            throw new InvalidDataException($"{file.Path}: tensor '{name}' has shape [{string.Join(",", info.Shape)}], the run expects [{string.Join(",", like.shape)}]");
+            throw new UserInputException($"{file.Path}: tensor '{name}' has shape [{string.Join(",", info.Shape)}], the run expects [{string.Join(",", like.shape)}]");
         var t = file.Load(name);
         return like is null ? t : t.to(like.dtype, like.device);
     }

@@ -35,11 +35,11 @@ public sealed record TrainerState
     {
         try
         {
-            return JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(path)) ?? throw new InvalidDataException($"{path}: empty trainer state");
+            return JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(path)) ?? throw new UserInputException($"{path}: empty trainer state");
         }
         catch (JsonException e)
         {
-            throw new InvalidDataException($"{path}: not a trainer_state.json ({e.Message})", e);
+            throw new UserInputException($"{path}: not a trainer_state.json ({e.Message})", e);
         }
     }
 }

@@ -154,7 +154,7 @@ public sealed class SftData : IMicroBatchSource
             foreach (var note in r.Notes.Except(dropped)) log.Debug("{What}: {Note}", name, note.ToString());
         }
         if (trainSet.Examples.Count == 0 && !evalOnly)
-            throw new InvalidDataException($"data.train: no usable training example in {string.Join(", ", d.Train)} (see the log for dropped rows)");
+            throw new UserInputException($"data.train: no usable training example in {string.Join(", ", d.Train)} (see the log for dropped rows)");
 
         var categories = trainSet.Examples.Concat(evalSet.Examples).Select(e => CategoryTools.Name(e.Category))
             .Distinct().OrderBy(c => c, StringComparer.Ordinal).ToList();

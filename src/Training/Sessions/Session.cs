@@ -151,9 +151,7 @@ public sealed class Session
             if (!required) return null;
             throw new UserInputException($"tokenizer: {ModelDir} has no tokenizer.json; name one with tokenizer (--tokenizer DIR)");
         }
-        ITokenizer tokenizer;
-        try { tokenizer = TokenizerLoader.Load(name); }
-        catch (FileNotFoundException e) { throw new UserInputException($"tokenizer: {e.Message}", e); }
+        var tokenizer = TokenizerLoader.Load(name);
         if (tokenizer.VocabSize > Config.VocabSize)
             throw new UserInputException($"tokenizer: '{name}' has {tokenizer.VocabSize} tokens but the model's vocab_size is {Config.VocabSize}");
         return tokenizer;

@@ -282,7 +282,7 @@ public static class GoldenCheck
         {
             var name = key.StartsWith("base_model.model.", StringComparison.Ordinal) ? key["base_model.model.".Length..] : key;
             if (!byName.TryGetValue(name, out var p) || p.grad is null)
-                throw new InvalidDataException($"{golden.GradientsPath}: gradient '{key}' has no trainable adapter tensor '{name}'");
+                throw new UserInputException($"{golden.GradientsPath}: gradient '{key}' has no trainable adapter tensor '{name}'");
             result[key] = Host(p.grad);
         }
         foreach (var p in byName.Values) p.grad = null;

@@ -89,7 +89,7 @@ public class SafeTensorsCheckpointTests
     public void FolderWithoutWeightsIsReported()
     {
         var dir = TestPaths.TempDir();
-        Assert.That(() => SafeTensorsCheckpoint.Open(dir), Throws.TypeOf<FileNotFoundException>().With.Message.Contains(dir));
-        Assert.That(() => SafeTensorsCheckpoint.Open(Path.Combine(dir, "nope.safetensors")), Throws.TypeOf<FileNotFoundException>());
+        Assert.That(() => SafeTensorsCheckpoint.Open(dir), Throws.TypeOf<UserInputException>().With.Message.Contains(dir));
+        Assert.That(() => SafeTensorsCheckpoint.Open(Path.Combine(dir, "nope.safetensors")), Throws.TypeOf<UserInputException>());
     }
 }
