@@ -1,5 +1,9 @@
 using System.Text.Json;
 using Qwen35.Cli.Commands;
+using Qwen35.Lora;
+using Qwen35.Models;
+using Qwen35.Training;
+using TorchSharp;
 using Qwen35.Tests;
 
 namespace Qwen35.Cli.Tests;
@@ -11,7 +15,66 @@ namespace Qwen35.Cli.Tests;
 public class SessionVerbTests
 {
     static (int Code, string Out, string Err) Invoke(params string[] args) =>
-        CliRunner.Run([ScoreCommand.Build(), EvalCommand.Build(), GenerateCommand.Build()], args);
+        CliRunner.Run([ScoreCommand.Build(), EvalCommand.Build(), GenerateCommand.Build(), InspectCommand.Build(), MergeCommand.Build()], args);
+
+    /// <summary>A LoRA adapter for builtin:tiny (the model every verb draws from seed 42, as the tiny recipe does),
+    /// with random B so that it changes the outputs.</summary>
+    static string TinyAdapter()
+    {
+        var dir = Path.Combine(TestPaths.TempDir("qwen35-tiny-adapter"), "adapter");
+        using var model = Qwen35ForCausalLM.CreateRandom(Session.BuiltinTinyConfig(), 42);
+        var options = new LoraOptions { Rank = 4, Alpha = 8, TargetModules = LoraTargets.Names("q_proj", "in_proj_qkv", "down_proj") };
+        LoraInjector.Apply(model, options, seed: 1);
+        using (torch.no_grad())
+            foreach (var (name, p) in model.named_parameters())
+                if (name.Contains(".lora_B.", StringComparison.Ordinal)) p.normal_(0, 0.2);
+        PeftAdapter.Save(dir, model, options, Session.BuiltinTiny);
+        return dir;
+    }
+
+    static double[] Losses(string stdout) =>
+        JsonDocument.Parse(stdout).RootElement.GetProperty("losses").EnumerateArray().Select(e => e.GetDouble()).ToArray();
+
+    [Test]
+    public void MergeOfBuiltinTinyRoundTripsThroughScore()
+    {
+        var adapter = TinyAdapter();
+        var tokens = TokensFile();
+        var plain = Invoke("score", "--model", "builtin:tiny", "--tokens", tokens);
+        var adapted = Invoke("score", "--model", "builtin:tiny", "--adapter", adapter, "--tokens", tokens);
+        Assert.That(adapted.Code, Is.EqualTo(CliErrors.Ok), adapted.Err);
+        Assert.That(Losses(adapted.Out).Zip(Losses(plain.Out)).Max(p => Math.Abs(p.First - p.Second)), Is.GreaterThan(1e-3),
+            "the adapter changes the losses");
+
+        var merged = Path.Combine(TestPaths.TempDir("qwen35-tiny-merged"), "merged");
+        var (code, stdout, stderr) = Invoke("merge", "--model", "builtin:tiny", "--adapter", adapter, "--out", merged);
+        Assert.That(code, Is.EqualTo(CliErrors.Ok), stderr);
+        Assert.That(stdout, Does.Contain("config.json"));
+
+        // The merged folder is an ordinary model folder: W + s·B·A in place of W gives the adapted losses.
+        var reloaded = Invoke("score", "--model", merged, "--tokens", tokens);
+        Assert.That(reloaded.Code, Is.EqualTo(CliErrors.Ok), reloaded.Err);
+        var pairs = Losses(reloaded.Out).Zip(Losses(adapted.Out));
+        Assert.That(pairs.Max(p => Math.Abs(p.First - p.Second)), Is.LessThan(1e-5));
+
+        // And inspect sees the adapter fit the merged model's shapes.
+        var inspect = Invoke("inspect", "--model", merged, "--adapter", adapter, "--json");
+        Assert.That(inspect.Code, Is.EqualTo(CliErrors.Ok), inspect.Err);
+        Assert.That(JsonDocument.Parse(inspect.Out).RootElement.GetProperty("adapter").GetProperty("fits_model").GetBoolean());
+    }
+
+    [Test]
+    public void InspectDescribesBuiltinTinyWithoutACheckpoint()
+    {
+        var (code, stdout, stderr) = Invoke("inspect", "--model", "builtin:tiny");
+        Assert.That(code, Is.EqualTo(CliErrors.Ok), stderr);
+        Assert.That(stdout, Does.Contain("model: builtin:tiny").And.Contain("checkpoint: none"));
+        var json = JsonDocument.Parse(Invoke("inspect", "--model", "builtin:tiny", "--json").Out).RootElement.GetProperty("model");
+        // The tiny model's parameter count, from its config alone, equals the count of a model built from it.
+        using var model = Qwen35ForCausalLM.CreateRandom(Session.BuiltinTinyConfig(), 42);
+        Assert.That(json.GetProperty("parameters").GetProperty("total").GetInt64(), Is.EqualTo(model.parameters().Sum(p => p.numel())));
+        Assert.That(json.GetProperty("checkpoint").ValueKind, Is.EqualTo(JsonValueKind.Null));
+    }
 
     static string Sample => Path.Combine(TestPaths.RepoRoot, "data", "sample", "ja_safety_sample.jsonl");
 
