@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Qwen35.Data;
+using Qwen35.Training;
 using Qwen35.Training.Recipes;
 
 namespace Qwen35.Cli.Commands;
@@ -83,16 +84,13 @@ static class DataCommands
                 if (data == null)
                 {
                     if (recipe.Data.Train.Count == 0)
-                    {
-                        Console.Error.WriteLine($"{resolved.Source}: data.train is empty; give --data PATH");
-                        return CliErrors.BadInput;
-                    }
+                        throw new UserInputException($"{resolved.Source}: data.train is empty; give --data PATH");
                     if (recipe.Data.Train.Count > 1) Console.Error.WriteLine($"previewing the first of {recipe.Data.Train.Count} data.train entries");
                     data = RecipeResolver.InputPath(recipe.Data.Train[0], resolved.BaseDir);
                 }
-                tokenizer ??= recipe.Tokenizer is { } t
-                    ? (t == TokenizerLoader.BuiltInName ? t : RecipeResolver.InputPath(t, resolved.BaseDir))
-                    : recipe.Model.StartsWith("builtin", StringComparison.Ordinal) ? TokenizerLoader.BuiltInName : RecipeResolver.InputPath(recipe.Model, resolved.BaseDir);
+                // The recipe's tokenizer as training resolves it (the session), on the CPU whatever its device.
+                var session = Session.Open(recipe.SessionOptions with { Tokenizer = tokenizer ?? recipe.Tokenizer, Device = "cpu", CpuThreads = 0 },
+                    resolved.BaseDir);
                 var d = recipe.Data;
                 var recipeMask = d.Mask() with
                 {
@@ -100,7 +98,7 @@ static class DataCommands
                     AssistantTurns = pr.GetValue(lastOpt) ? AssistantTurns.Last : d.AssistantTurns,
                     SeamRule = pr.GetValue(overlapOpt) ? SeamRule.Overlap : d.SeamRule,
                 };
-                DataPreview.Run(new DataPreviewOptions(data, tokenizer, recipeMask, pr.GetValue(nOpt), pr.GetValue(colorOpt)), Console.Out);
+                DataPreview.Run(new DataPreviewOptions(data, session.Tokenizer, recipeMask, pr.GetValue(nOpt), pr.GetValue(colorOpt)), Console.Out);
                 return CliErrors.Ok;
             }
             if (data == null)
@@ -113,7 +111,7 @@ static class DataCommands
                 AssistantTurns: pr.GetValue(lastOpt) ? AssistantTurns.Last : AssistantTurns.All,
                 SeamRule: pr.GetValue(overlapOpt) ? SeamRule.Overlap : SeamRule.Within,
                 RtoRefusal: pr.GetValue(refusalOpt)!);
-            DataPreview.Run(new DataPreviewOptions(data, tokenizer, mask, pr.GetValue(nOpt), pr.GetValue(colorOpt)), Console.Out);
+            DataPreview.Run(new DataPreviewOptions(data, TokenizerLoader.Load(tokenizer), mask, pr.GetValue(nOpt), pr.GetValue(colorOpt)), Console.Out);
             return CliErrors.Ok;
         }));
         return cmd;

@@ -4,11 +4,11 @@ namespace Qwen35.Data;
 
 /// <summary>What <c>trainer data preview</c> needs (a recipe supplies the same fields).</summary>
 /// <param name="DataPath">Dataset file, folder or glob.</param>
-/// <param name="Tokenizer">"builtin" or a tokenizer folder.</param>
+/// <param name="Tokenizer">The tokenizer (the CLI resolves it: a recipe's through the session, or --tokenizer).</param>
 /// <param name="Mask">Loss-mask options.</param>
 /// <param name="Count">How many conversations to show (the first ones).</param>
 /// <param name="Ansi">Highlight with terminal colours instead of brackets.</param>
-public sealed record DataPreviewOptions(string DataPath, string? Tokenizer = null, MaskOptions? Mask = null, int Count = 3, bool Ansi = false);
+public sealed record DataPreviewOptions(string DataPath, ITokenizer Tokenizer, MaskOptions? Mask = null, int Count = 3, bool Ansi = false);
 
 /// <summary>
 /// Shows rendered samples with the trained tokens marked: <c>[[...]]</c> (or green) = trained, <c>{{rto:...}}</c>
@@ -19,7 +19,7 @@ public static class DataPreview
     public static void Run(DataPreviewOptions options, TextWriter output)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(options.Count, 1, nameof(options.Count));
-        var tokenizer = TokenizerLoader.Load(options.Tokenizer);
+        var tokenizer = options.Tokenizer;
         var read = DatasetReader.Read(options.DataPath, new DatasetReadOptions(OnError: BadRowPolicy.Skip));
         var encoder = new SftEncoder(tokenizer, options.Mask);
         for (var i = 0; i < Math.Min(options.Count, read.Conversations.Count); i++)
