@@ -64,8 +64,9 @@ public static class BenchCommand
                 {
                     var resolved = RecipeResolver.Resolve(name);
                     var r = RecipeLoader.Parse(resolved.Text, resolved.Source, pr.GetValue(set) ?? []);
-                    var config = r.Model == Session.BuiltinTiny ? PublishedShapes.Get("tiny", pr.GetValue(layers))
-                        : ConfigFromFolder(RecipeResolver.InputPath(r.Model, resolved.BaseDir), pr.GetValue(layers));
+                    // The recipe's model as training resolves it (only its config is used: the weights are random).
+                    var session = Session.Open(r.SessionOptions with { Device = pr.GetValue(device) ?? r.Device }, resolved.BaseDir);
+                    var config = Truncated(session.Config, pr.GetValue(layers));
                     options = new BenchOptions
                     {
                         Config = config, ShapeName = r.Model, Sequence = pr.GetValue(seq) ?? r.Data.RowLength(),
@@ -112,10 +113,11 @@ public static class BenchCommand
         return cmd;
     }
 
-    static Qwen35.Models.Config.Qwen35TextConfig ConfigFromFolder(string dir, int? layers)
+    static Qwen35.Models.Config.Qwen35TextConfig Truncated(Qwen35.Models.Config.Qwen35TextConfig c, int? layers)
     {
-        var c = Qwen35.Models.Config.Qwen35TextConfig.Load(Path.Combine(dir, "config.json"));
-        return layers is { } n ? c with { NumHiddenLayers = n, LayerTypes = c.LayerTypes.Take(n).ToArray() } : c;
+        if (layers is not { } n) return c;
+        if (n < 1 || n > c.NumHiddenLayers) throw new UserInputException($"--layers must be in [1, {c.NumHiddenLayers}], got {n}");
+        return c with { NumHiddenLayers = n, LayerTypes = c.LayerTypes.Take(n).ToArray() };
     }
 
     static Qwen35.Lora.LoraTargets ParseTargets(string value) => value == "all-linear"
