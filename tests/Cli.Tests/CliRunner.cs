@@ -1,3 +1,4 @@
+using Qwen35.Cli.Commands;
 using System.CommandLine;
 
 namespace Qwen35.Cli.Tests;
@@ -13,5 +14,23 @@ static class CliRunner
         var stderr = new StringWriter();
         var code = root.Parse(args).Invoke(new InvocationConfiguration { Output = stdout, Error = stderr });
         return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    /// <summary>
+    /// Runs the program's root command (train is its default verb) with the given verbs, capturing the console: train
+    /// writes its results to Console.Out and its log to Console.Error, like the program.
+    /// </summary>
+    public static (int Code, string Out, string Err) RunProgram(IEnumerable<Command> verbs, string[] args)
+    {
+        var root = new RootCommand();
+        foreach (var verb in verbs) root.Subcommands.Add(verb);
+        TrainCommand.AttachToRoot(root);
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        using var o = new StringWriter();
+        using var e = new StringWriter();
+        Console.SetOut(o);
+        Console.SetError(e);
+        try { return (root.Parse(args).Invoke(), o.ToString(), e.ToString()); }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
     }
 }

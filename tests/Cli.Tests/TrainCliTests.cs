@@ -8,18 +8,7 @@ namespace Qwen35.Cli.Tests;
 
 public class TrainCliTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var root = new RootCommand { TrainCommand.Build(), EvalCommand.Build(), BenchCommand.Build() };
-        TrainCommand.AttachToRoot(root);
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        Console.SetOut(o);
-        Console.SetError(e);
-        try { return (root.Parse(args).Invoke(), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.RunProgram([TrainCommand.Build(), EvalCommand.Build(), BenchCommand.Build()], args);
 
     /// <summary>The shipped tiny recipe, short: 4 steps of 256-token rows, checkpoints every 2 steps.</summary>
     static string[] Tiny(string output, params string[] extra) =>

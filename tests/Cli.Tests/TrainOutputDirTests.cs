@@ -10,18 +10,7 @@ namespace Qwen35.Cli.Tests;
 /// anything, and leaves no folder behind when setup fails.</summary>
 public class TrainOutputDirTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var root = new RootCommand { TrainCommand.Build() };
-        TrainCommand.AttachToRoot(root);
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        Console.SetOut(o);
-        Console.SetError(e);
-        try { return (root.Parse(args).Invoke(), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.RunProgram([TrainCommand.Build()], args);
 
     static string[] Tiny(string output, params string[] extra) =>
     [
