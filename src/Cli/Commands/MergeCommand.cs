@@ -17,7 +17,7 @@ public static class MergeCommand
 {
     public static Command Build()
     {
-        var session = new SessionFlags(adapterRequired: true, dtypeDefault: "auto");
+        var session = new SessionFlags(adapterRequired: true, tokenizer: false, dtypeDefault: "auto");
         session.Dtype.Description = "Dtype to load the base in: auto (the checkpoint's; fp32 for builtin:tiny), fp32, bf16. The merge is " +
                                     "computed in fp32 and each tensor is written in its source dtype.";
         var output = new Option<DirectoryInfo>("--out") { Description = "Output folder for the merged checkpoint", Required = true };

@@ -16,7 +16,7 @@ public static class ScoreCommand
 {
     public static Command Build()
     {
-        var session = new SessionFlags();
+        var session = new SessionFlags(tokenizer: false);
         var tokens = new Option<FileInfo>("--tokens") { Description = "JSON file {\"sequences\": [[token ids...], ...]}", Required = true };
         var cmd = new Command("score", "Mean next-token cross-entropy of token sequences under a model (and optional LoRA adapter).") { tokens };
         session.AddTo(cmd);

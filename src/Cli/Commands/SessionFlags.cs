@@ -17,9 +17,11 @@ sealed class SessionFlags
     public Option<string> Dtype { get; }
     public Option<string> Device { get; }
 
-    /// <param name="adapter">whether the verb takes --adapter (merge requires it, train has its own).</param>
-    /// <param name="adapterRequired">--adapter must be given.</param>
-    public SessionFlags(bool modelRequired = true, bool adapter = true, bool adapterRequired = false, string dtypeDefault = "fp32")
+    /// <param name="adapter">whether the verb takes --adapter.</param>
+    /// <param name="adapterRequired">--adapter must be given (merge).</param>
+    /// <param name="tokenizer">whether the verb reads text (score reads token ids, merge no text at all).</param>
+    public SessionFlags(bool modelRequired = true, bool adapter = true, bool adapterRequired = false, bool tokenizer = true,
+        string dtypeDefault = "fp32")
     {
         Model = new Option<string>("--model")
         {
@@ -38,16 +40,17 @@ sealed class SessionFlags
         };
         Device = new Option<string>("--device") { Description = "cpu, cuda or cuda:N", DefaultValueFactory = _ => "cpu" };
         _adapter = adapter;
+        _tokenizer = tokenizer;
     }
 
-    readonly bool _adapter;
+    readonly bool _adapter, _tokenizer;
 
     /// <summary>Adds the flags to a verb.</summary>
     public void AddTo(Command command)
     {
         command.Options.Add(Model);
         if (_adapter) command.Options.Add(Adapter);
-        command.Options.Add(Tokenizer);
+        if (_tokenizer) command.Options.Add(Tokenizer);
         command.Options.Add(Dtype);
         command.Options.Add(Device);
     }
@@ -58,7 +61,7 @@ sealed class SessionFlags
     {
         Model = pr.GetValue(Model) ?? Session.BuiltinTiny,
         Adapter = _adapter ? pr.GetValue(Adapter) : null,
-        Tokenizer = pr.GetValue(Tokenizer),
+        Tokenizer = _tokenizer ? pr.GetValue(Tokenizer) : null,
         Precision = precision ?? OptionNames.Parse<Precision>(pr.GetValue(Dtype)!, "--dtype"),
         Device = pr.GetValue(Device)!,
     };
