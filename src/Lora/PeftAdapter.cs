@@ -67,7 +67,7 @@ public static class PeftAdapter
 
         var shortNames = adapters.Select(a => a.ModuleName[(a.ModuleName.LastIndexOf('.') + 1)..]).ToList();
         // PEFT writes json.dumps(indent=2, sort_keys=True); the golden file adds a final newline, and so do we.
-        WriteText(Path.Combine(dir, PeftAdapterConfig.FileName), PeftAdapterConfig.ToJson(options, baseModelNameOrPath, shortNames) + "\n");
+        AtomicFile.WriteAllText(Path.Combine(dir, PeftAdapterConfig.FileName), PeftAdapterConfig.ToJson(options, baseModelNameOrPath, shortNames) + "\n");
         return AdapterPortability.Check(options, adapters.Select(a => (a.ModuleName, a.Rank)));
     }
 
@@ -144,12 +144,5 @@ public static class PeftAdapter
     {
         using var view = file.Load(key);
         return view.to(ScalarType.Float32, copy: true).contiguous();
-    }
-
-    internal static void WriteText(string path, string text)
-    {
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, text, new System.Text.UTF8Encoding(false));
-        File.Move(tmp, path, overwrite: true);
     }
 }

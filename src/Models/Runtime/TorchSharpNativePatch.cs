@@ -68,10 +68,9 @@ public static class TorchSharpNativePatch
 
         var flags = BitConverter.ToUInt16(bytes, flagOffset);
         BitConverter.GetBytes((ushort)(flags | VerFlgWeak)).CopyTo(bytes, flagOffset);
-        // Write beside the original and rename over it, so a crash never leaves a half-written library.
-        var tmp = path + ".patch-" + Environment.ProcessId + ".tmp";
-        File.WriteAllBytes(tmp, bytes);
-        File.Move(tmp, path, overwrite: true);
+        // Written beside the original and renamed over it, so a crash never leaves a half-written library (and a
+        // process that already mapped the old file keeps its copy).
+        AtomicFile.WriteAllBytes(path, bytes);
         return PatchResult.Patched;
     }
 
