@@ -50,7 +50,7 @@ public static class PeftAdapterConfig
             ["use_dora"] = false,
             ["use_rslora"] = options.UseRsLora,
         };
-        return PythonJson.Serialize(config);
+        return PythonJson.Dumps(config, indent: 2, sortKeys: true);
     }
 
     // PEFT users write integer alphas; keep them integers in the file (llama.cpp and vLLM read them as numbers anyway).

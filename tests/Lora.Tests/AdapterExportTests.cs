@@ -322,6 +322,6 @@ public class AdapterExportTests
         // json.dumps({"b": {"z": 1, "a": [], "m": {}}, "a": "\u00e9\u007f", "c": [1.5, None, True]}, indent=2, sort_keys=True)
         var node = JsonNode.Parse("{\"b\": {\"z\": 1, \"a\": [], \"m\": {}}, \"a\": \"\u00e9\u007f\", \"c\": [1.5, null, true]}");
         const string python = "{\n  \"a\": \"\\u00e9\\u007f\",\n  \"b\": {\n    \"a\": [],\n    \"m\": {},\n    \"z\": 1\n  },\n  \"c\": [\n    1.5,\n    null,\n    true\n  ]\n}";
-        Assert.That(PythonJson.Serialize(node), Is.EqualTo(python));
+        Assert.That(PythonJson.Dumps(node, indent: 2, sortKeys: true), Is.EqualTo(python));
     }
 }
