@@ -18,8 +18,8 @@ public static class AdapterInspection
         foreach (var m in file.Modules)
             if (DecoderProjections.LayerIndexOf(m.ModuleName) is { } i)
             {
-                if (m.ModuleName.Contains(".self_attn.", StringComparison.Ordinal)) byLayerGuess[i] = DecoderProjections.FullAttention;
-                else if (m.ModuleName.Contains(".linear_attn.", StringComparison.Ordinal)) byLayerGuess[i] = DecoderProjections.LinearAttention;
+                if (m.ModuleName.Contains(".self_attn.", StringComparison.Ordinal)) byLayerGuess[i] = Qwen35TextConfig.FullAttention;
+                else if (m.ModuleName.Contains(".linear_attn.", StringComparison.Ordinal)) byLayerGuess[i] = Qwen35TextConfig.LinearAttention;
             }
         var infos = file.Modules.Select(m =>
         {

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Qwen35.Models.Config;
 using Qwen35.Tests;
 using static TorchSharp.torch;
 
@@ -129,8 +130,8 @@ public class TargetingTests
         Assert.That(report.TotalParameters, Is.EqualTo(baseParams + expected));
         Assert.That(report.TrainableShare, Is.EqualTo((double)expected / (baseParams + expected)).Within(1e-12));
         Assert.That(report.ByModuleType["down_proj"], Is.EqualTo(4 * 2 * 192));
-        Assert.That(report.ByLayerType[DecoderProjections.FullAttention], Is.EqualTo(4 * 192 + 2 * 192));
-        Assert.That(report.ByLayerType[DecoderProjections.LinearAttention], Is.EqualTo(3 * 4 * 192 + 3 * 2 * 192));
+        Assert.That(report.ByLayerType[Qwen35TextConfig.FullAttention], Is.EqualTo(4 * 192 + 2 * 192));
+        Assert.That(report.ByLayerType[Qwen35TextConfig.LinearAttention], Is.EqualTo(3 * 4 * 192 + 3 * 2 * 192));
         var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.name).ToList();
         Assert.That(trainable, Has.Count.EqualTo(2 * (1 + 3 + 4)));
         Assert.That(trainable, Has.All.Match(@"\.lora_[AB]\.weight$"));

@@ -117,7 +117,7 @@ sealed class ConfigReader(JsonObject root, string source)
             {
                 var t = arr[i]?.GetValueKind() == JsonValueKind.String ? arr[i]!.GetValue<string>() : null;
                 if (t != Qwen35TextConfig.LinearAttention && t != Qwen35TextConfig.FullAttention)
-                    throw Error($"layer_types[{i}]", $"unknown layer type {arr[i]?.ToJsonString() ?? "null"} (expected linear_attention or full_attention)");
+                    throw Error($"layer_types[{i}]", $"unknown layer type {arr[i]?.ToJsonString() ?? "null"} (expected {Qwen35TextConfig.LinearAttention} or {Qwen35TextConfig.FullAttention})");
                 list.Add(t);
             }
             return list;
