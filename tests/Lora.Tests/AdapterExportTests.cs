@@ -200,7 +200,7 @@ public class AdapterExportTests
         var dir = GoldenCopy(editTensors: t => { t[key] = zeros(4, 64); return t; });
         using var model = FakeDecoder.Tiny();
         var e = Assert.Throws<AdapterFormatException>(() => LoraInjector.LoadAdapter(model, dir));
-        Assert.That(e!.Message, Does.Contain(key).And.Contain("[4,128]"));
+        Assert.That(e!.Message, Does.Contain(key).And.Contain("[4, 128]"));
     }
 
     [TestCase("base_model.model.model.language_model.layers.7.mlp.up_proj.lora_A.weight", "does not have")]
