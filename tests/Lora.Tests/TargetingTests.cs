@@ -76,20 +76,6 @@ public class TargetingTests
         Assert.That(e!.Message, Does.Contain("7").And.Contain("0-3"));
     }
 
-    [TestCase("0-3,8", new[] { 0, 1, 2, 3, 8 })]
-    [TestCase("5", new[] { 5 })]
-    [TestCase(" 2 - 4 , 1", new[] { 1, 2, 3, 4 })]
-    [TestCase("3,3,1-2", new[] { 1, 2, 3 })]
-    public void LayerSelection_ParsesRangesAndLists(string text, int[] expected) =>
-        Assert.That(LayerSelection.Parse(text), Is.EqualTo(expected));
-
-    [TestCase("4-2")]
-    [TestCase("1,,2")]
-    [TestCase("-1")]
-    [TestCase("a")]
-    public void LayerSelection_RejectsBadInput(string text) =>
-        Assert.That(() => LayerSelection.Parse(text), Throws.TypeOf<UserInputException>().With.Message.Contains(text.Trim()));
-
     [Test]
     public void RankAndAlphaPatterns_UsePeftKeySemantics()
     {

@@ -53,14 +53,8 @@ public sealed class QwenTokenizer : ITokenizer
     /// <summary>The tokenizer.json this was loaded from.</summary>
     public string Source { get; }
 
-    /// <summary>The Split regex read from the file.</summary>
-    public string PreTokenizerPattern => _preTokenizer.Pattern;
-
     /// <summary>Whether the file's normaliser changes text (NFC for Qwen3).</summary>
     public bool Normalizes => !_normalizer.IsIdentity;
-
-    /// <summary>Added tokens (special or not) by content.</summary>
-    public IReadOnlyDictionary<string, int> AddedTokens => _added;
 
     public int VocabSize { get; }
     public int EndOfTurnId { get; }

@@ -65,16 +65,6 @@ public sealed class ModelCache : IDisposable
         if (fullAttentionMask is not null) Replace(ref attentionMask, fullAttentionMask.alias());
     }
 
-    /// <summary>Keeps batch rows <paramref name="rowIndex"/> (int64 [B']) in every state, e.g. to drop finished
-    /// rows or reorder beams.</summary>
-    public void SelectRows(Tensor rowIndex)
-    {
-        foreach (var arr in new[] { keys, values, convStates, recurrentStates })
-            for (var i = 0; i < arr.Length; i++)
-                if (arr[i] is { } t) Replace(ref arr[i], t.index_select(0, rowIndex.to(t.device)));
-        if (attentionMask is { } m) Replace(ref attentionMask, m.index_select(0, rowIndex.to(m.device)));
-    }
-
     static void Replace(ref Tensor? slot, Tensor value)
     {
         value.DetachFromDisposeScope();

@@ -137,7 +137,6 @@ public sealed class TrainLoop(
             state = state with
             {
                 Step = state.Step + 1,
-                SchedulerStep = state.Step + 1,
                 Epoch = epoch,
                 MicroBatchInEpoch = pos + groupSize,
                 TrainedTokens = state.TrainedTokens + targets,
