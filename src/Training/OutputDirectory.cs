@@ -25,7 +25,7 @@ public sealed class OutputDirectoryException(string message) : UserInputExceptio
 public sealed class OutputDirectory
 {
     /// <summary>Entries of output_dir that a run writes (a top-level name, or a temporary file of one).</summary>
-    public static readonly IReadOnlyList<string> RunEntries =
+    static readonly IReadOnlyList<string> RunEntries =
         ["checkpoints", "adapter", "metrics.jsonl", "train.log.jsonl", "loss.png", "recipe.yaml"];
 
     // Temporary names of the run's writers: ".x.GUID.tmp" (AtomicFile, which every writer goes through now), and

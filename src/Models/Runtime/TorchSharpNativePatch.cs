@@ -19,7 +19,7 @@ public static class TorchSharpNativePatch
 {
     const uint ShtGnuVerneed = 0x6ffffffe;
     const ushort VerFlgWeak = 0x2;
-    public const string RequiredVersion = "GLIBCXX_3.4.32";
+    const string RequiredVersion = "GLIBCXX_3.4.32";
 
     static readonly object Gate = new();
     static bool _done;
