@@ -278,29 +278,15 @@ public sealed class QwenTokenizer : ITokenizer
 
     public string Decode(IEnumerable<int> ids)
     {
-        var sb = new StringBuilder();
-        var bytes = new List<byte>();
+        var text = new DecodedText();
         foreach (var id in ids)
         {
             if (id < 0 || id >= VocabSize) throw new ArgumentOutOfRangeException(nameof(ids), $"token id {id} is outside the vocabulary (size {VocabSize})");
-            if (_addedContent[id] is { } content)
-            {
-                Flush();
-                sb.Append(content);
-            }
-            else if (_idBytes[id] is { } raw) bytes.AddRange(raw);
+            if (_addedContent[id] is { } content) text.AddText(content);
+            else if (_idBytes[id] is { } raw) text.AddBytes(raw);
             else throw new ArgumentOutOfRangeException(nameof(ids), $"token id {id} is not assigned in {Source}");
         }
-        Flush();
-        return sb.ToString();
-
-        void Flush()
-        {
-            if (bytes.Count == 0) return;
-            // Invalid UTF-8 (a character cut between ids) becomes U+FFFD, like the Rust tokenizers' lossy decode.
-            sb.Append(Encoding.UTF8.GetString(bytes.ToArray()));
-            bytes.Clear();
-        }
+        return text.ToString();
     }
 
     public int? TokenToId(string token)
