@@ -7,10 +7,10 @@ namespace Qwen35;
 /// </summary>
 public static class AtomicFile
 {
-    /// <summary>Writes through <paramref name="write"/> into a temporary sibling, then renames it to <paramref name="path"/>.
-    /// The temporary file is removed if <paramref name="write"/> throws. <paramref name="durable"/> flushes the bytes to
-    /// the disk before the rename (for large outputs such as safetensors, where a power loss must not leave a
-    /// renamed but empty file).</summary>
+    /// <summary>Writes through <paramref name="write"/> into a temporary sibling, then renames it to
+    /// <paramref name="path"/>. The temporary file is removed if <paramref name="write"/> throws.
+    /// <paramref name="durable"/> flushes the bytes to the disk before the rename (for large outputs such as
+    /// safetensors, where a power loss must not leave a renamed but empty file).</summary>
     public static void Write(string path, Action<Stream> write, bool durable = false)
     {
         var full = Path.GetFullPath(path);
