@@ -77,7 +77,8 @@ public sealed class GatedDeltaNet : nn.Module<Tensor, LayerContext, Tensor>
         // copy of q/k is made (or differentiated).
 
         var beta = sigmoid(in_proj_b.forward(x));
-        // fp32: in half precision exp(A_log) can overflow (HF comment; docs/model.md, "Choices against the sharp edges", item 10).
+        // fp32: in half precision exp(A_log) can overflow (HF comment; docs/model.md, "Choices against the sharp
+        // edges", item 10).
         var g = -A_log.exp() * nn.functional.softplus(in_proj_a.forward(x).to(ScalarType.Float32) + dt_bias);
 
         var initial = hasState ? cache!.RecurrentState(layerIndex) : null;
