@@ -7,9 +7,11 @@ namespace Qwen35;
 /// </summary>
 public static class AtomicFile
 {
-    /// <summary>Writes through <paramref name="write"/> into a temporary sibling, then renames it to <paramref name="path"/>.
-    /// The temporary file is removed if <paramref name="write"/> throws.</summary>
-    public static void Write(string path, Action<Stream> write)
+    /// <summary>Writes through <paramref name="write"/> into a temporary sibling, then renames it to
+    /// <paramref name="path"/>. The temporary file is removed if <paramref name="write"/> throws.
+    /// <paramref name="durable"/> flushes the bytes to the disk before the rename (for large outputs such as
+    /// safetensors, where a power loss must not leave a renamed but empty file).</summary>
+    public static void Write(string path, Action<Stream> write, bool durable = false)
     {
         var full = Path.GetFullPath(path);
         var dir = Path.GetDirectoryName(full)!;
@@ -17,8 +19,11 @@ public static class AtomicFile
         var temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
         try
         {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, BufferBytes))
+            {
                 write(stream);
+                if (durable) stream.Flush(flushToDisk: true);
+            }
             File.Move(temp, full, overwrite: true);
         }
         catch
@@ -28,11 +33,16 @@ public static class AtomicFile
         }
     }
 
-    public static void WriteAllText(string path, string text) =>
+    const int BufferBytes = 1 << 16;
+
+    public static void WriteAllText(string path, string text) => WriteText(path, w => w.Write(text));
+
+    /// <summary>Writes UTF-8 text (no byte-order mark) through <paramref name="write"/>.</summary>
+    public static void WriteText(string path, Action<TextWriter> write) =>
         Write(path, s =>
         {
             using var w = new StreamWriter(s, new System.Text.UTF8Encoding(false));
-            w.Write(text);
+            write(w);
         });
 
     public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes)

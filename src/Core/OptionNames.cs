@@ -19,7 +19,7 @@ public sealed class AliasAttribute(params string[] names) : Attribute
 public static class OptionNames
 {
     /// <summary>snake_case of a C# identifier: <c>PromptCompletion</c> → <c>prompt_completion</c>.</summary>
-    public static string SnakeCase(string name)
+    static string SnakeCase(string name)
     {
         var sb = new StringBuilder(name.Length + 4);
         for (var i = 0; i < name.Length; i++)

@@ -18,8 +18,8 @@ public static class AdapterInspection
         foreach (var m in file.Modules)
             if (DecoderProjections.LayerIndexOf(m.ModuleName) is { } i)
             {
-                if (m.ModuleName.Contains(".self_attn.", StringComparison.Ordinal)) byLayerGuess[i] = DecoderProjections.FullAttention;
-                else if (m.ModuleName.Contains(".linear_attn.", StringComparison.Ordinal)) byLayerGuess[i] = DecoderProjections.LinearAttention;
+                if (m.ModuleName.Contains(".self_attn.", StringComparison.Ordinal)) byLayerGuess[i] = Qwen35TextConfig.FullAttention;
+                else if (m.ModuleName.Contains(".linear_attn.", StringComparison.Ordinal)) byLayerGuess[i] = Qwen35TextConfig.LinearAttention;
             }
         var infos = file.Modules.Select(m =>
         {
@@ -50,8 +50,8 @@ public static class AdapterInspection
                 problems.Add($"\"{m.KeyA}\": the model has no projection {m.ModuleName}");
                 continue;
             }
-            if (m.A.shape[1] != w[1]) problems.Add($"\"{m.KeyA}\": shape [{string.Join(",", m.A.shape)}], the projection needs [{m.Rank},{w[1]}]");
-            if (m.B.shape[0] != w[0]) problems.Add($"\"{m.KeyB}\": shape [{string.Join(",", m.B.shape)}], the projection needs [{w[0]},{m.Rank}]");
+            if (m.A.shape[1] != w[1]) problems.Add($"\"{m.KeyA}\": shape {Shapes.Format(m.A.shape)}, the projection needs {Shapes.Format([m.Rank, w[1]])}");
+            if (m.B.shape[0] != w[0]) problems.Add($"\"{m.KeyB}\": shape {Shapes.Format(m.B.shape)}, the projection needs {Shapes.Format([w[0], m.Rank])}");
         }
         return problems;
     }

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Qwen35.Models.Config;
 using Qwen35.Models.Modules;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -15,8 +16,6 @@ public sealed record DecoderProjection(string Name, Projection Module, int Layer
 /// <summary>Finds the LoRA-targetable projections of a model by walking its module tree.</summary>
 public static partial class DecoderProjections
 {
-    public const string LinearAttention = "linear_attention";
-    public const string FullAttention = "full_attention";
     public const string UnknownLayerType = "unknown";
 
     // PEFT's layer-index rule when layers_pattern is null: the number in the last "<name>.<digits>." of the key.
@@ -41,8 +40,8 @@ public static partial class DecoderProjections
         var layerTypes = new Dictionary<string, string>(); // layer prefix ("…layers.3") -> type
         foreach (var (name, _) in modules)
         {
-            if (name.EndsWith(".linear_attn", StringComparison.Ordinal)) layerTypes[name[..^".linear_attn".Length]] = LinearAttention;
-            else if (name.EndsWith(".self_attn", StringComparison.Ordinal)) layerTypes[name[..^".self_attn".Length]] = FullAttention;
+            if (name.EndsWith(".linear_attn", StringComparison.Ordinal)) layerTypes[name[..^".linear_attn".Length]] = Qwen35TextConfig.LinearAttention;
+            else if (name.EndsWith(".self_attn", StringComparison.Ordinal)) layerTypes[name[..^".self_attn".Length]] = Qwen35TextConfig.FullAttention;
         }
         var result = new List<DecoderProjection>();
         foreach (var (name, module) in modules)

@@ -1,6 +1,7 @@
 using Qwen35.Models.Modules;
 using TorchSharp;
 using static TorchSharp.torch;
+using Qwen35.Models;
 
 namespace Qwen35.Lora;
 
@@ -48,7 +49,7 @@ public sealed class LoraAdapter : IProjectionAdapter
     {
         if (a.dim() != 2 || b.dim() != 2 || a.shape[1] != target.InFeatures || b.shape[0] != target.OutFeatures || b.shape[1] != a.shape[0])
             throw new ArgumentException(
-                $"{moduleName}: LoRA shapes A [{string.Join(",", a.shape)}] / B [{string.Join(",", b.shape)}] do not fit a projection " +
+                $"{moduleName}: LoRA shapes A {Shapes.Format(a.shape)} / B {Shapes.Format(b.shape)} do not fit a projection " +
                 $"{target.InFeatures} -> {target.OutFeatures} (need A [r,{target.InFeatures}], B [{target.OutFeatures},r])");
         ModuleName = moduleName;
         Target = target;

@@ -2,6 +2,7 @@ using Qwen35.Models.Modules;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using Qwen35.Models;
 
 namespace Qwen35.Lora;
 
@@ -54,9 +55,9 @@ public static class LoraInjector
             if (p.Module.Adapter != null)
                 throw new InvalidOperationException($"{m.ModuleName} already has an adapter; load into a fresh model");
             if (m.A.shape[1] != p.Module.InFeatures)
-                throw new AdapterFormatException($"{weights}: \"{m.KeyA}\" has shape [{string.Join(",", m.A.shape)}] but {m.ModuleName} has {p.Module.InFeatures} inputs (expected [{m.Rank},{p.Module.InFeatures}])");
+                throw new AdapterFormatException($"{weights}: \"{m.KeyA}\" has shape {Shapes.Format(m.A.shape)} but {m.ModuleName} has {p.Module.InFeatures} inputs (expected {Shapes.Format([m.Rank, p.Module.InFeatures])})");
             if (m.B.shape[0] != p.Module.OutFeatures)
-                throw new AdapterFormatException($"{weights}: \"{m.KeyB}\" has shape [{string.Join(",", m.B.shape)}] but {m.ModuleName} has {p.Module.OutFeatures} outputs (expected [{p.Module.OutFeatures},{m.Rank}])");
+                throw new AdapterFormatException($"{weights}: \"{m.KeyB}\" has shape {Shapes.Format(m.B.shape)} but {m.ModuleName} has {p.Module.OutFeatures} outputs (expected {Shapes.Format([p.Module.OutFeatures, m.Rank])})");
         }
         var options = file.Options;
         foreach (var m in file.Modules)

@@ -12,14 +12,6 @@ public sealed record LoraTargets
     /// <summary>The shorthand PEFT expands to every linear layer except the output embedding.</summary>
     public const string AllLinearShorthand = "all-linear";
 
-    /// <summary>The projection names of the Qwen3.5 text decoder, the useful entries of a name list.</summary>
-    public static readonly IReadOnlyList<string> KnownProjectionNames =
-    [
-        "q_proj", "k_proj", "v_proj", "o_proj",
-        "in_proj_qkv", "in_proj_z", "in_proj_a", "in_proj_b", "out_proj",
-        "gate_proj", "up_proj", "down_proj",
-    ];
-
     /// <summary>The name list, or null.</summary>
     public IReadOnlyList<string>? NameList { get; private init; }
 

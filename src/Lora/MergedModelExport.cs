@@ -1,6 +1,7 @@
 using Qwen35.Models.SafeTensors;
 using TorchSharp;
 using static TorchSharp.torch;
+using Qwen35.Models;
 
 namespace Qwen35.Lora;
 
@@ -62,7 +63,7 @@ public static class MergedModelExport
                 if (state.TryGetValue(name, out var value))
                 {
                     if (!value.shape.SequenceEqual(info.Shape))
-                        throw new InvalidOperationException($"{name}: model shape [{string.Join(",", value.shape)}] differs from the source's [{string.Join(",", info.Shape)}]");
+                        throw new InvalidOperationException($"{name}: model shape {Shapes.Format(value.shape)} differs from the source's {Shapes.Format(info.Shape)}");
                     tensors.Add((name, value.detach().to(info.ScalarType, CPU).contiguous()));
                 }
                 else tensors.Add((name, source.Load(name))); // skipped by our model (vision tower, MTP head): copied through

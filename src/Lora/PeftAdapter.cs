@@ -1,6 +1,7 @@
 using Qwen35.Models.SafeTensors;
 using TorchSharp;
 using static TorchSharp.torch;
+using Qwen35.Models;
 
 namespace Qwen35.Lora;
 
@@ -67,7 +68,7 @@ public static class PeftAdapter
 
         var shortNames = adapters.Select(a => a.ModuleName[(a.ModuleName.LastIndexOf('.') + 1)..]).ToList();
         // PEFT writes json.dumps(indent=2, sort_keys=True); the golden file adds a final newline, and so do we.
-        WriteText(Path.Combine(dir, PeftAdapterConfig.FileName), PeftAdapterConfig.ToJson(options, baseModelNameOrPath, shortNames) + "\n");
+        AtomicFile.WriteAllText(Path.Combine(dir, PeftAdapterConfig.FileName), PeftAdapterConfig.ToJson(options, baseModelNameOrPath, shortNames) + "\n");
         return AdapterPortability.Check(options, adapters.Select(a => (a.ModuleName, a.Rank)));
     }
 
@@ -110,13 +111,13 @@ public static class PeftAdapter
                 var infoB = file.Tensors[keyB];
                 foreach (var info in new[] { infoA, infoB })
                 {
-                    if (info.Shape.Length != 2) throw new AdapterFormatException($"{weightsPath}: \"{info.Name}\" has shape [{string.Join(",", info.Shape)}], expected a matrix");
+                    if (info.Shape.Length != 2) throw new AdapterFormatException($"{weightsPath}: \"{info.Name}\" has shape {Shapes.Format(info.Shape)}, expected a matrix");
                     if (info.Dtype is not ("F32" or "BF16" or "F16" or "F64"))
                         throw new AdapterFormatException($"{weightsPath}: \"{info.Name}\" has dtype {info.Dtype}, expected a floating-point type");
                 }
                 var rank = infoA.Shape[0];
                 if (infoB.Shape[1] != rank)
-                    throw new AdapterFormatException($"{weightsPath}: \"{keyB}\" has shape [{string.Join(",", infoB.Shape)}] but \"{keyA}\" has rank {rank} (B must be [out, {rank}])");
+                    throw new AdapterFormatException($"{weightsPath}: \"{keyB}\" has shape {Shapes.Format(infoB.Shape)} but \"{keyA}\" has rank {rank} (B must be [out, {rank}])");
                 var expected = options.RankFor(module);
                 if (rank != expected)
                     throw new AdapterFormatException($"{weightsPath}: \"{keyA}\" has rank {rank} but {configPath} gives {expected} (r / rank_pattern)");
@@ -144,12 +145,5 @@ public static class PeftAdapter
     {
         using var view = file.Load(key);
         return view.to(ScalarType.Float32, copy: true).contiguous();
-    }
-
-    internal static void WriteText(string path, string text)
-    {
-        var tmp = path + ".tmp";
-        File.WriteAllText(tmp, text, new System.Text.UTF8Encoding(false));
-        File.Move(tmp, path, overwrite: true);
     }
 }

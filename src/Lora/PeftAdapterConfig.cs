@@ -50,7 +50,7 @@ public static class PeftAdapterConfig
             ["use_dora"] = false,
             ["use_rslora"] = options.UseRsLora,
         };
-        return PythonJson.Serialize(config);
+        return PythonJson.Dumps(config, indent: 2, sortKeys: true);
     }
 
     // PEFT users write integer alphas; keep them integers in the file (llama.cpp and vLLM read them as numbers anyway).
@@ -164,9 +164,4 @@ public static class PeftAdapterConfig
             throw new AdapterFormatException($"{path}: {string.Join("; ", problems)}");
         return (options, Get<string?>("base_model_name_or_path", null));
     }
-
-    /// <summary>The sorted top-level field names of an adapter_config.json text (for format checks).</summary>
-    public static IReadOnlyList<string> FieldNames(string json) =>
-        (JsonNode.Parse(json) as JsonObject ?? throw new UserInputException("adapter config is not a JSON object"))
-        .Select(p => p.Key).Order(StringComparer.Ordinal).ToArray();
 }

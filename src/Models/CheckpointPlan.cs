@@ -106,7 +106,7 @@ public sealed class CheckpointPlan : IDisposable
         var misShaped = mapping.Where(kv => expected.ContainsKey(kv.Key))
             .Select(kv => (kv.Value, Want: expected[kv.Key].Shape, Got: Checkpoint.Info(kv.Value).Shape))
             .Where(x => !x.Want.SequenceEqual(x.Got))
-            .Select(x => $"{x.Value} has shape [{string.Join(", ", x.Got)}], expected [{string.Join(", ", x.Want)}]")
+            .Select(x => $"{x.Value} has shape {Shapes.Format(x.Got)}, expected {Shapes.Format(x.Want)}")
             .ToList();
         foreach (var name in unexpected) mapping.Remove(ReverseLookup(mapping, name) ?? "");
 

@@ -4,7 +4,8 @@ namespace Qwen35.Models;
 
 /// <summary>
 /// Every parameter of a <see cref="Qwen35ForCausalLM"/> for a config — name, shape, and whether it is kept in fp32 —
-/// from config arithmetic alone (architecture doc §2.2), without allocating anything. The loader validates a
+/// from config arithmetic alone (the state dict of Hugging Face's <c>Qwen3_5ForCausalLM</c>; docs/model.md,
+/// "Loading"), without allocating anything. The loader validates a
 /// checkpoint against it before building the model; tests check it against the built module tree.
 /// </summary>
 public static class ParameterManifest

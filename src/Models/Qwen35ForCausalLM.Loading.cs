@@ -44,10 +44,10 @@ public sealed partial class Qwen35ForCausalLM
     }
 
     /// <summary>
-    /// A randomly initialised model with Hugging Face's init (doc §7): projections, embeddings and the conv weight
-    /// ~ N(0, initializer_range); zero-centred RMSNorm weights 0; gated-norm weight 1; dt_bias 1;
-    /// A_log = log(U(0.01, 16)). Values are drawn on the CPU from one generator seeded with <paramref name="seed"/>
-    /// in module order, so the same seed gives the same weights on any device and dtype.
+    /// A randomly initialised model with Hugging Face's init (<c>Qwen3_5PreTrainedModel._init_weights</c>):
+    /// projections, embeddings and the conv weight ~ N(0, initializer_range); zero-centred RMSNorm weights 0;
+    /// gated-norm weight 1; dt_bias 1; A_log = log(U(0.01, 16)). Values are drawn on the CPU from one generator seeded
+    /// with <paramref name="seed"/> in module order, so the same seed gives the same weights on any device and dtype.
     /// </summary>
     public static Qwen35ForCausalLM CreateRandom(Qwen35TextConfig config, long seed, ScalarType dtype = ScalarType.Float32,
         Device? device = null)

@@ -1,5 +1,5 @@
 using Qwen35.Data;
-using Qwen35.Training.Data;
+using Qwen35.Training.Datasets;
 using Qwen35.Training.Loop;
 using Serilog;
 

@@ -25,11 +25,12 @@ public sealed class OutputDirectoryException(string message) : UserInputExceptio
 public sealed class OutputDirectory
 {
     /// <summary>Entries of output_dir that a run writes (a top-level name, or a temporary file of one).</summary>
-    public static readonly IReadOnlyList<string> RunEntries =
+    static readonly IReadOnlyList<string> RunEntries =
         ["checkpoints", "adapter", "metrics.jsonl", "train.log.jsonl", "loss.png", "recipe.yaml"];
 
-    // Temporary names the writers use: "x.tmp" (MetricsWriter, PeftAdapter), "loss.png.tmp.png" (LossPlot),
-    // ".x.GUID.tmp" (AtomicFile). A crash can leave them behind; they are the run's files too.
+    // Temporary names of the run's writers: ".x.GUID.tmp" (AtomicFile, which every writer goes through now), and
+    // "x.tmp" / "loss.png.tmp.png", which earlier versions of MetricsWriter, PeftAdapter and LossPlot left. A crash
+    // can leave them behind; they are the run's files too.
     static readonly Regex TempOf = new(@"^(?:\.(?<n>.+)\.[0-9a-f]{32}\.tmp|(?<n>.+?)\.tmp(?:\.png)?)$", RegexOptions.CultureInvariant);
     static readonly Regex CheckpointEntry = new(@"^(?:step_\d+|\.tmp-step_\d+-[0-9a-f]{32})$", RegexOptions.CultureInvariant);
     static readonly HashSet<string> AdapterFiles = ["adapter_model.safetensors", "adapter_config.json", "README.md"];

@@ -5,7 +5,7 @@ using Qwen35.Data;
 using Qwen35.Lora;
 using Qwen35.Models;
 using Qwen35.Training.Checkpointing;
-using Qwen35.Training.Data;
+using Qwen35.Training.Datasets;
 using Qwen35.Training.Loop;
 using Qwen35.Training.Observability;
 using Qwen35.Training.Recipes;

@@ -13,8 +13,6 @@ public sealed class TrainInterrupt : IDisposable
     /// <summary>Cancelled by the first press; <see cref="Loop.TrainLoop.Run"/> checks it between optimizer steps.</summary>
     public CancellationToken Token => _cts.Token;
 
-    public bool Requested => Volatile.Read(ref _presses) > 0;
-
     /// <summary>Records a press. True for the first (stop gracefully), false for any later one (stop at once).</summary>
     public bool Press()
     {

@@ -108,7 +108,7 @@ public class LoraCliTests
         var a = JsonNode.Parse(stdout)!["adapter"]!;
         Assert.That(a["fits_model"]!.GetValue<bool>(), Is.False);
         Assert.That(a["fit_problems"]!.AsArray().Select(p => p!.GetValue<string>()),
-            Has.Some.Contains("base_model.model.model.language_model.layers.1.mlp.up_proj.lora_B.weight").And.Some.Contains("[256,4]"));
+            Has.Some.Contains("base_model.model.model.language_model.layers.1.mlp.up_proj.lora_B.weight").And.Some.Contains("[256, 4]"));
     }
 
     [Test]

@@ -127,6 +127,6 @@ public class LoraAdapterTests
         using var scope = NewDisposeScope();
         var proj = RandomProjection(8, 12);
         var e = Assert.Throws<ArgumentException>(() => LoraInjector.Attach(Named(proj), randn(2, 9), randn(12, 2), 2, 1, 0));
-        Assert.That(e!.Message, Does.Contain("mlp.up_proj").And.Contain("[2,9]"));
+        Assert.That(e!.Message, Does.Contain("mlp.up_proj").And.Contain("[2, 9]"));
     }
 }

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Qwen35.Models.Config;
 using Qwen35.Tests;
 using static TorchSharp.torch;
 
@@ -75,20 +76,6 @@ public class TargetingTests
         Assert.That(e!.Message, Does.Contain("7").And.Contain("0-3"));
     }
 
-    [TestCase("0-3,8", new[] { 0, 1, 2, 3, 8 })]
-    [TestCase("5", new[] { 5 })]
-    [TestCase(" 2 - 4 , 1", new[] { 1, 2, 3, 4 })]
-    [TestCase("3,3,1-2", new[] { 1, 2, 3 })]
-    public void LayerSelection_ParsesRangesAndLists(string text, int[] expected) =>
-        Assert.That(LayerSelection.Parse(text), Is.EqualTo(expected));
-
-    [TestCase("4-2")]
-    [TestCase("1,,2")]
-    [TestCase("-1")]
-    [TestCase("a")]
-    public void LayerSelection_RejectsBadInput(string text) =>
-        Assert.That(() => LayerSelection.Parse(text), Throws.TypeOf<UserInputException>().With.Message.Contains(text.Trim()));
-
     [Test]
     public void RankAndAlphaPatterns_UsePeftKeySemantics()
     {
@@ -129,8 +116,8 @@ public class TargetingTests
         Assert.That(report.TotalParameters, Is.EqualTo(baseParams + expected));
         Assert.That(report.TrainableShare, Is.EqualTo((double)expected / (baseParams + expected)).Within(1e-12));
         Assert.That(report.ByModuleType["down_proj"], Is.EqualTo(4 * 2 * 192));
-        Assert.That(report.ByLayerType[DecoderProjections.FullAttention], Is.EqualTo(4 * 192 + 2 * 192));
-        Assert.That(report.ByLayerType[DecoderProjections.LinearAttention], Is.EqualTo(3 * 4 * 192 + 3 * 2 * 192));
+        Assert.That(report.ByLayerType[Qwen35TextConfig.FullAttention], Is.EqualTo(4 * 192 + 2 * 192));
+        Assert.That(report.ByLayerType[Qwen35TextConfig.LinearAttention], Is.EqualTo(3 * 4 * 192 + 3 * 2 * 192));
         var trainable = model.named_parameters().Where(p => p.parameter.requires_grad).Select(p => p.name).ToList();
         Assert.That(trainable, Has.Count.EqualTo(2 * (1 + 3 + 4)));
         Assert.That(trainable, Has.All.Match(@"\.lora_[AB]\.weight$"));

@@ -223,23 +223,6 @@ public class BatchTests
     }
 
     [Test]
-    public void CacheSelectRowsContinuesTheKeptRow()
-    {
-        // Batch of two prompts, drop row 0 from the cache, continue row 1 alone: equals row 1 run alone.
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var model = GoldenData.Model;
-        long[] a = GoldenData.Sequences[0][..12], b = GoldenData.Sequences[1][..12];
-        using var cache = new ModelCache(model.Config);
-        model.Forward(new ModelInputs(tensor(a.Concat(b).ToArray()).view(2, 12), Cache: cache));
-        cache.SelectRows(tensor(new[] { 1L }));
-        var step = model.Logits(model.Forward(new ModelInputs(tensor(new[] { 42L }).view(1, 1), Cache: cache))).select(1, -1).squeeze(0);
-        var alone = LogitsAlone(b.Append(42L).ToArray()).select(0, -1);
-        Assert.That(GoldenData.MaxAbsDiff(step, alone), Is.LessThanOrEqualTo(1e-4));
-        Assert.That(cache.Keys(3)!.shape[0], Is.EqualTo(1));
-    }
-
-    [Test]
     public void PaddedBatchLossesEqualGoldenLosses()
     {
         // Rows 0 and 1 right- and left-padded to the longest sequence: SequenceLosses must ignore every pad pair.

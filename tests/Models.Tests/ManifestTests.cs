@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace Qwen35.Models.Tests;
 
-/// <summary>Parameter names/shapes per config, checked against the built module tree and the architecture doc.</summary>
+/// <summary>Parameter names/shapes per config, checked against the built module tree and the published models' totals.</summary>
 public class ManifestTests
 {
     static Qwen35TextConfig Published(int hidden, int layers, int inter, int heads, int kvHeads, int lk, int lv, bool tied) => new()
@@ -19,7 +19,8 @@ public class ManifestTests
 
     public static Qwen35TextConfig Config9B => Published(4096, 32, 12288, 16, 4, 16, 32, tied: false);
 
-    // Totals from docs/qwen35-architecture.md §2.4 (9B matches HF's measured count).
+    // Totals by the published configs' shape arithmetic; the 9B one equals the parameter count of HF's
+    // Qwen3_5ForCausalLM built from Qwen/Qwen3.5-9B's config.
     [TestCase("9B", 8_953_803_264L, 427)]
     [TestCase("27B", 26_895_998_464L, 64 / 4 * 3 * 14 + 64 / 4 * 11 + 3)]
     [TestCase("0.8B", 752_393_024L, 18 * 14 + 6 * 11 + 2)]

@@ -15,8 +15,8 @@ public class FlopCountTests
         Assert.That(fromModel.MatmulParams, Is.GreaterThan(0));
     }
 
-    // peft-sft-and-performance.md §0 row 12 and D2: N = 6.92 B / 24.35 B; LoRA model FLOPs at S = 4096 are
-    // 32.9 / 105.8 GFLOP per token (that table also counts the small GDN core, hence the 2% tolerance).
+    // docs/training.md, "`bench`": N = 6.92 B / 24.35 B; LoRA model FLOPs at S = 4096 are
+    // 32.9 / 105.8 GFLOP per token (those figures also count the small GDN core, hence the 2% tolerance).
     [TestCase("9b", 6.92e9, 32.9e9)]
     [TestCase("27b", 24.35e9, 105.8e9)]
     public void PublishedShapesMatchTheDerivedNumbers(string shape, double n, double perToken)

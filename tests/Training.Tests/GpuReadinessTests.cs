@@ -3,6 +3,7 @@ using Qwen35.Models;
 using Qwen35.Models.Config;
 using Qwen35StepModel = Qwen35.Models.Generation.Qwen35StepModel;
 using GenerationOptions = Qwen35.Models.Generation.GenerationOptions;
+using TokenGenerator = Qwen35.Models.Generation.TokenGenerator;
 using Generator = TorchSharp.torch.Generator;
 using Qwen35.Training.Bench;
 using Qwen35.Training.Loop;
@@ -128,7 +129,7 @@ public class GpuReadinessTests
         using (no_grad())
         using (var step = new Qwen35StepModel(model))
         {
-            var result = new Qwen35.Models.Generation.Generator(step).Generate([[1, 2, 3, 4], [5, 6]], new GenerationOptions { MaxNewTokens = 4 });
+            var result = new TokenGenerator(step).Generate([[1, 2, 3, 4], [5, 6]], new GenerationOptions { MaxNewTokens = 4 });
             Assert.That(result.NewTokens.Select(t => t.Length), Is.EqualTo(new[] { 4, 4 }));
         }
 

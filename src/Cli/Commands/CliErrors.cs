@@ -44,7 +44,7 @@ public static class CliErrors
     /// User errors: <see cref="UserInputException"/> (every library's bad-input type derives from it), and the two
     /// .NET exceptions that only a path the user named can raise here (their messages name the path).
     /// </summary>
-    public static bool IsBadInput(Exception e) =>
+    static bool IsBadInput(Exception e) =>
         e is UserInputException or FileNotFoundException or DirectoryNotFoundException;
 
     static string OneLine(string message) => message.ReplaceLineEndings("; ").Replace(";   ", "; ");

@@ -13,7 +13,7 @@ namespace Qwen35.Cli.Commands;
 /// <summary>
 /// <c>trainer generate --model DIR [--adapter DIR] (--prompt TEXT | --prompt-ids 1,2,3) [--max-new-tokens N]
 /// [--greedy | --temperature T --top-k K --top-p P --seed S] [--json]</c>: continues one prompt with the model (and
-/// an optional LoRA adapter) through <see cref="Generator"/>. Text prompts need the model folder's tokenizer.json;
+/// an optional LoRA adapter) through <see cref="TokenGenerator"/>. Text prompts need the model folder's tokenizer.json;
 /// <c>--chat</c> wraps the prompt in the Qwen3.5 chat template as one user turn. Results go to stdout (the new text,
 /// or the new ids when there is no tokenizer; one JSON object with <c>--json</c>), the load report and timings to stderr.
 /// </summary>
@@ -111,7 +111,7 @@ public static class GenerateCommand
 
             using var stepModel = new Qwen35StepModel(model);
             var timed = new TimedStepModel(stepModel);
-            var result = new Qwen35.Models.Generation.Generator(timed).Generate([ids], options);
+            var result = new TokenGenerator(timed).Generate([ids], options);
             var newTokens = result.NewTokens[0];
             var stopped = result.FinishReasons[0] == FinishReason.StopToken;
             log.Information("{Timing}", timed.Summary(ids.Length));

@@ -36,9 +36,7 @@ static class TokenizeCommand
                 TokenizeJsonl.Process(tokenizer, reader, Console.Out, input);
                 return CliErrors.Ok;
             }
-            var temp = output + ".tmp";
-            using (var writer = new StreamWriter(temp)) TokenizeJsonl.Process(tokenizer, reader, writer, input);
-            File.Move(temp, output, overwrite: true);
+            AtomicFile.WriteText(output, writer => TokenizeJsonl.Process(tokenizer, reader, writer, input));
             return CliErrors.Ok;
         }));
         return cmd;

@@ -61,7 +61,7 @@ public static class CategoryTools
     }
 
     /// <summary>FNV-1a over UTF-16 units: a string hash that is the same in every process (string.GetHashCode is not).</summary>
-    public static ulong StableHash(string s)
+    static ulong StableHash(string s)
     {
         var h = 14695981039346656037UL;
         foreach (var c in s) { h ^= c; h *= 1099511628211UL; }

@@ -68,7 +68,7 @@ public static class ChatTemplate
         if (tools != null)
         {
             sb.Append(ImStart).Append("system\n").Append(ToolsHeader);
-            foreach (var tool in tools) sb.Append('\n').Append(PythonJson.Dumps(tool));
+            foreach (var tool in tools) sb.Append('\n').Append(PythonJson.Dumps(tool, ensureAscii: false));
             sb.Append("\n</tools>").Append(ToolsInstructions);
             if (messages[0].Role == Roles.System)
             {
@@ -216,7 +216,7 @@ public static class ChatTemplate
                 foreach (var (name, value) in call.Arguments)
                 {
                     sb.Append("<parameter=").Append(name).Append(">\n");
-                    sb.Append(value is JsonObject or JsonArray ? PythonJson.Dumps(value) : PythonJson.Str(value));
+                    sb.Append(value is JsonObject or JsonArray ? PythonJson.Dumps(value, ensureAscii: false) : PythonJson.Str(value));
                     sb.Append("\n</parameter>\n");
                 }
             sb.Append("</function>\n</tool_call>");

@@ -21,8 +21,4 @@ static class PyText
         var (a, n) = StripRange(s, 0, s.Length);
         return s.Substring(a, n);
     }
-
-    public static string LStripNewlines(string s) => s.TrimStart('\n');
-
-    public static string RStripNewlines(string s) => s.TrimEnd('\n');
 }

@@ -75,20 +75,9 @@ public static class ParquetConversationWriter
             rows.Add(row);
         }
 
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var temp = full + $".{Guid.NewGuid():N}.tmp";
-        try
-        {
-            using (var fs = File.Create(temp))
-                ParquetSerializer.SerializeUntypedAsync(rows, new ParquetSchema(fields), fs,
-                    new ParquetOptions { RowGroupSize = rowGroupSize }).GetAwaiter().GetResult();
-            File.Move(temp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
+        AtomicFile.Write(path, fs =>
+            ParquetSerializer.SerializeUntypedAsync(rows, new ParquetSchema(fields), fs,
+                new ParquetOptions { RowGroupSize = rowGroupSize }).GetAwaiter().GetResult());
     }
 
     static Type ColumnType(List<JsonNode> values)

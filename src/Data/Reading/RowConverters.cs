@@ -28,7 +28,7 @@ public enum RowFormat
 public static class RowConverters
 {
     /// <summary>The layout a row's keys indicate, or null when none matches.</summary>
-    public static RowFormat? Detect(JsonObject row)
+    static RowFormat? Detect(JsonObject row)
     {
         if (row.ContainsKey("messages")) return RowFormat.Messages;
         if (row.ContainsKey("conversations")) return RowFormat.ShareGpt;

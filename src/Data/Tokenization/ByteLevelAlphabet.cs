@@ -7,7 +7,7 @@ namespace Qwen35.Data;
 static class ByteLevelAlphabet
 {
     public static readonly char[] ByteToChar = Build();
-    public static readonly Dictionary<char, byte> CharToByte = ByteToChar.Select((c, b) => (c, b)).ToDictionary(p => p.c, p => (byte)p.b);
+    static readonly Dictionary<char, byte> CharToByte = ByteToChar.Select((c, b) => (c, b)).ToDictionary(p => p.c, p => (byte)p.b);
 
     static char[] Build()
     {

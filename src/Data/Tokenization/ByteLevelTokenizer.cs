@@ -62,24 +62,14 @@ public sealed class ByteLevelTokenizer : ITokenizer
 
     public string Decode(IEnumerable<int> ids)
     {
-        var sb = new StringBuilder();
-        var bytes = new List<byte>();
+        var text = new DecodedText();
         foreach (var id in ids)
         {
-            if (id is >= 0 and < 256) { bytes.Add((byte)id); continue; }
+            if (id is >= 0 and < 256) { text.AddBytes((byte)id); continue; }
             if (id < 256 || id >= VocabSize) throw new ArgumentOutOfRangeException(nameof(ids), $"token id {id} is outside the built-in vocabulary (size {VocabSize})");
-            Flush();
-            sb.Append(QwenAddedTokens[id - 256]);
+            text.AddText(QwenAddedTokens[id - 256]);
         }
-        Flush();
-        return sb.ToString();
-
-        void Flush()
-        {
-            if (bytes.Count == 0) return;
-            sb.Append(Encoding.UTF8.GetString(bytes.ToArray()));
-            bytes.Clear();
-        }
+        return text.ToString();
     }
 
     public int? TokenToId(string token)

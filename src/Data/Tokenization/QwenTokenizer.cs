@@ -53,14 +53,8 @@ public sealed class QwenTokenizer : ITokenizer
     /// <summary>The tokenizer.json this was loaded from.</summary>
     public string Source { get; }
 
-    /// <summary>The Split regex read from the file.</summary>
-    public string PreTokenizerPattern => _preTokenizer.Pattern;
-
     /// <summary>Whether the file's normaliser changes text (NFC for Qwen3).</summary>
     public bool Normalizes => !_normalizer.IsIdentity;
-
-    /// <summary>Added tokens (special or not) by content.</summary>
-    public IReadOnlyDictionary<string, int> AddedTokens => _added;
 
     public int VocabSize { get; }
     public int EndOfTurnId { get; }
@@ -284,29 +278,15 @@ public sealed class QwenTokenizer : ITokenizer
 
     public string Decode(IEnumerable<int> ids)
     {
-        var sb = new StringBuilder();
-        var bytes = new List<byte>();
+        var text = new DecodedText();
         foreach (var id in ids)
         {
             if (id < 0 || id >= VocabSize) throw new ArgumentOutOfRangeException(nameof(ids), $"token id {id} is outside the vocabulary (size {VocabSize})");
-            if (_addedContent[id] is { } content)
-            {
-                Flush();
-                sb.Append(content);
-            }
-            else if (_idBytes[id] is { } raw) bytes.AddRange(raw);
+            if (_addedContent[id] is { } content) text.AddText(content);
+            else if (_idBytes[id] is { } raw) text.AddBytes(raw);
             else throw new ArgumentOutOfRangeException(nameof(ids), $"token id {id} is not assigned in {Source}");
         }
-        Flush();
-        return sb.ToString();
-
-        void Flush()
-        {
-            if (bytes.Count == 0) return;
-            // Invalid UTF-8 (a character cut between ids) becomes U+FFFD, like the Rust tokenizers' lossy decode.
-            sb.Append(Encoding.UTF8.GetString(bytes.ToArray()));
-            bytes.Clear();
-        }
+        return text.ToString();
     }
 
     public int? TokenToId(string token)

@@ -26,7 +26,7 @@ public sealed class DatasetInspection
     }
 
     /// <summary>Histogram bucket upper bounds (powers of two) for token lengths.</summary>
-    public static IEnumerable<int> Buckets(int max)
+    static IEnumerable<int> Buckets(int max)
     {
         for (var b = 64; ; b *= 2)
         {

@@ -5,8 +5,8 @@ namespace Qwen35.Models.Config;
 
 /// <summary>
 /// Turns a Hugging Face config.json object into a <see cref="Qwen35TextConfig"/>, following HF's precedence rules
-/// (architecture doc §1.4 and sharp edge 20): wrapper layout reads <c>text_config</c> but the top-level
-/// <c>tie_word_embeddings</c> (HF ties from the outer config); <c>layer_types</c> wins over
+/// (docs/model.md, "Choices against the sharp edges", item 20): wrapper layout reads <c>text_config</c> but the
+/// top-level <c>tie_word_embeddings</c> (HF ties from the outer config); <c>layer_types</c> wins over
 /// <c>full_attention_interval</c>; <c>rope_parameters</c> wins over legacy <c>rope_theta</c> /
 /// <c>partial_rotary_factor</c> / <c>rope_scaling</c>. Anything we cannot build is an error naming file and field.
 /// </summary>
@@ -117,7 +117,7 @@ sealed class ConfigReader(JsonObject root, string source)
             {
                 var t = arr[i]?.GetValueKind() == JsonValueKind.String ? arr[i]!.GetValue<string>() : null;
                 if (t != Qwen35TextConfig.LinearAttention && t != Qwen35TextConfig.FullAttention)
-                    throw Error($"layer_types[{i}]", $"unknown layer type {arr[i]?.ToJsonString() ?? "null"} (expected linear_attention or full_attention)");
+                    throw Error($"layer_types[{i}]", $"unknown layer type {arr[i]?.ToJsonString() ?? "null"} (expected {Qwen35TextConfig.LinearAttention} or {Qwen35TextConfig.FullAttention})");
                 list.Add(t);
             }
             return list;

@@ -39,7 +39,7 @@ public sealed record Qwen35TextConfig
     public int MaxPositionEmbeddings { get; init; } = 32768;
     public double InitializerRange { get; init; } = 0.02;
 
-    // Derived sizes (architecture doc §1.2).
+    // Derived sizes, computed as Hugging Face's modeling_qwen3_5.py computes them from the config.
     /// <summary>R: the number of leading head dims that RoPE rotates.</summary>
     public int RotaryDim => (int)(HeadDim * PartialRotaryFactor);
     public int LinearKeyDim => LinearNumKeyHeads * LinearKeyHeadDim;

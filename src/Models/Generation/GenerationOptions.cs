@@ -1,7 +1,7 @@
 namespace Qwen35.Models.Generation;
 
 /// <summary>
-/// How <see cref="Generator"/> picks tokens. Greedy (argmax) unless <see cref="DoSample"/>; sampling applies
+/// How <see cref="TokenGenerator"/> picks tokens. Greedy (argmax) unless <see cref="DoSample"/>; sampling applies
 /// temperature, then top-k, then top-p (nucleus) to the fp32 logits and draws from the softmax with a generator
 /// seeded by <see cref="Seed"/> (so a seeded run repeats exactly).
 /// </summary>

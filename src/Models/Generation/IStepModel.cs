@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace Qwen35.Models.Generation;
 
 /// <summary>
-/// A causal language model as <see cref="Generator"/> sees it: one decoding session over a fixed batch whose
+/// A causal language model as <see cref="TokenGenerator"/> sees it: one decoding session over a fixed batch whose
 /// cached state (KV, conv and recurrent states) grows with every call. Tests use small fakes;
 /// the Qwen3.5 model plugs in through an adapter over its forward and cache.
 /// </summary>

@@ -5,11 +5,11 @@ using static TorchSharp.torch;
 namespace Qwen35.Models.Generation;
 
 /// <summary>
-/// Decoding state of a <see cref="Qwen35ForCausalLM"/> (architecture doc §9): per full-attention layer the K/V seen
-/// so far [B, Hkv, S, D] (K after k_norm and RoPE); per Gated-DeltaNet layer the last K raw (pre-conv) channels
-/// [B, C, K] and the fp32 recurrent state [B, Hv, dk, dv]. Also keeps the 2-D attention mask of all tokens seen so
-/// that callers may pass only the new tokens' mask. Tensors held here live outside every dispose scope; the cache
-/// owns them and frees them on replacement and in <see cref="Dispose"/>.
+/// Decoding state of a <see cref="Qwen35ForCausalLM"/> (docs/model.md and docs/deltanet.md, "Caches"): per
+/// full-attention layer the K/V seen so far [B, Hkv, S, D] (K after k_norm and RoPE); per Gated-DeltaNet layer the last
+/// K raw (pre-conv) channels [B, C, K] and the fp32 recurrent state [B, Hv, dk, dv]. Also keeps the 2-D attention mask
+/// of all tokens seen so that callers may pass only the new tokens' mask. Tensors held here live outside every dispose
+/// scope; the cache owns them and frees them on replacement and in <see cref="Dispose"/>.
 /// </summary>
 public sealed class ModelCache : IDisposable
 {
@@ -63,16 +63,6 @@ public sealed class ModelCache : IDisposable
     {
         SeenTokens += newTokens;
         if (fullAttentionMask is not null) Replace(ref attentionMask, fullAttentionMask.alias());
-    }
-
-    /// <summary>Keeps batch rows <paramref name="rowIndex"/> (int64 [B']) in every state, e.g. to drop finished
-    /// rows or reorder beams.</summary>
-    public void SelectRows(Tensor rowIndex)
-    {
-        foreach (var arr in new[] { keys, values, convStates, recurrentStates })
-            for (var i = 0; i < arr.Length; i++)
-                if (arr[i] is { } t) Replace(ref arr[i], t.index_select(0, rowIndex.to(t.device)));
-        if (attentionMask is { } m) Replace(ref attentionMask, m.index_select(0, rowIndex.to(m.device)));
     }
 
     static void Replace(ref Tensor? slot, Tensor value)

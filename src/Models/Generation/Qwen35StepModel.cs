@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace Qwen35.Models.Generation;
 
 /// <summary>
-/// One decoding session of a <see cref="Qwen35ForCausalLM"/> for <see cref="Generator"/>: the model plus a fresh
+/// One decoding session of a <see cref="Qwen35ForCausalLM"/> for <see cref="TokenGenerator"/>: the model plus a fresh
 /// <see cref="ModelCache"/> that every <see cref="Step"/> extends. Only the last position goes through the LM head,
 /// so a long prompt never materialises [T, V] logits. Dispose to free the cache.
 /// </summary>

@@ -22,7 +22,7 @@ public static class CausalConv
     {
         var (batch, channels, length, kernel) = Validate(x, weight);
         if (convState is not null && !convState.shape.SequenceEqual(new[] { batch, channels, kernel }))
-            throw new ArgumentException($"convState must be [{batch},{channels},{kernel}], got [{string.Join(",", convState.shape)}]", nameof(convState));
+            throw new ArgumentException($"convState must be {Shapes.Format([batch, channels, kernel])}, got {Shapes.Format(convState.shape)}", nameof(convState));
 
         using var scope = NewDisposeScope();
         var previous = convState is null
@@ -48,8 +48,8 @@ public static class CausalConv
         var (batch, _, length, kernel) = Validate(x, weight);
         if (documentLayout.Rows != batch || documentLayout.Length != length || documentLayout.ChunkSize != 1
             || documentLayout.Gap != kernel - 1)
-            throw new ArgumentException($"documentLayout must be built for [{batch},{length}] with chunk size 1 " +
-                $"and gap {kernel - 1}, got [{documentLayout.Rows},{documentLayout.Length}], chunk size " +
+            throw new ArgumentException($"documentLayout must be built for {Shapes.Format([batch, length])} with chunk size 1 " +
+                $"and gap {kernel - 1}, got {Shapes.Format([documentLayout.Rows, documentLayout.Length])}, chunk size " +
                 $"{documentLayout.ChunkSize}, gap {documentLayout.Gap}", nameof(documentLayout));
         using var scope = NewDisposeScope();
         // [B,Tpad,C] with K−1 zeros before every later document; K−1 more on the left for the first one.
@@ -61,10 +61,10 @@ public static class CausalConv
 
     static (long B, long C, long T, long K) Validate(Tensor x, Tensor weight)
     {
-        if (x.dim() != 3) throw new ArgumentException($"x must be [B,C,T], got [{string.Join(",", x.shape)}]", nameof(x));
+        if (x.dim() != 3) throw new ArgumentException($"x must be [B,C,T], got {Shapes.Format(x.shape)}", nameof(x));
         long channels = x.shape[1];
         if (weight.dim() != 3 || weight.shape[0] != channels || weight.shape[1] != 1)
-            throw new ArgumentException($"weight must be [{channels},1,K], got [{string.Join(",", weight.shape)}]", nameof(weight));
+            throw new ArgumentException($"weight must be [{channels},1,K], got {Shapes.Format(weight.shape)}", nameof(weight));
         return (x.shape[0], channels, x.shape[2], weight.shape[2]);
     }
 }

@@ -20,5 +20,4 @@ public sealed class DepthwiseConv1d : nn.Module
     }
 
     public int Channels => (int)weight.shape[0];
-    public int Kernel => (int)weight.shape[2];
 }

@@ -6,10 +6,11 @@ using static TorchSharp.torch;
 namespace Qwen35.Models.Modules;
 
 /// <summary>
-/// Gated DeltaNet linear attention (HF <c>Qwen3_5GatedDeltaNet</c>, doc §6): in_proj_qkv → depthwise causal conv over
-/// [q|k|v] jointly → SiLU → split; β = sigmoid(b); g = −exp(A_log)·softplus(a + dt_bias) in fp32; gated delta rule
-/// (fp32, l2-norm and 1/√dk inside the kernel); per-head gated RMSNorm with silu(z); out_proj.
-/// A_log, dt_bias and norm.weight are fp32 parameters whatever the model dtype (doc §2.2).
+/// Gated DeltaNet linear attention (HF <c>Qwen3_5GatedDeltaNet</c>, docs/deltanet.md): in_proj_qkv → depthwise causal
+/// conv over [q|k|v] jointly → SiLU → split; β = sigmoid(b); g = −exp(A_log)·softplus(a + dt_bias) in fp32; gated delta
+/// rule (fp32, l2-norm and 1/√dk inside the kernel); per-head gated RMSNorm with silu(z); out_proj.
+/// A_log, dt_bias and norm.weight are fp32 parameters whatever the model dtype (docs/model.md, "Choices against the
+/// sharp edges", item 15).
 /// </summary>
 public sealed class GatedDeltaNet : nn.Module<Tensor, LayerContext, Tensor>
 {
@@ -71,11 +72,13 @@ public sealed class GatedDeltaNet : nn.Module<Tensor, LayerContext, Tensor>
         var q = pieces[0].reshape(b, t, kHeads, dk);
         var k = pieces[1].reshape(b, t, kHeads, dk);
         var v = pieces[2].reshape(b, t, vHeads, dv);
-        // Grouped value heads: v head j reads k/q head j / (Hv/Hk) (HF's repeat_interleave, sharp edge 9). The kernel
-        // takes the Hk key heads and broadcasts them, so no repeated copy of q/k is made (or differentiated).
+        // Grouped value heads: v head j reads k/q head j / (Hv/Hk) (HF's repeat_interleave; docs/model.md, "Choices
+        // against the sharp edges", item 9). The kernel takes the Hk key heads and broadcasts them, so no repeated
+        // copy of q/k is made (or differentiated).
 
         var beta = sigmoid(in_proj_b.forward(x));
-        // fp32: in half precision exp(A_log) can overflow (HF comment; sharp edge 10).
+        // fp32: in half precision exp(A_log) can overflow (HF comment; docs/model.md, "Choices against the sharp
+        // edges", item 10).
         var g = -A_log.exp() * nn.functional.softplus(in_proj_a.forward(x).to(ScalarType.Float32) + dt_bias);
 
         var initial = hasState ? cache!.RecurrentState(layerIndex) : null;

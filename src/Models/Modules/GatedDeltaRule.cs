@@ -42,8 +42,8 @@ public static class GatedDeltaRule
         if (alignedLayout is null) return ChunkedScan(q, k, v, g, beta, initialState, chunkSize, null);
 
         if (alignedLayout.Rows != batch || alignedLayout.Length != length || alignedLayout.ChunkSize != chunkSize)
-            throw new ArgumentException($"alignedLayout was built for [{alignedLayout.Rows},{alignedLayout.Length}] " +
-                $"with chunk size {alignedLayout.ChunkSize}, the inputs are [{batch},{length}] with chunk size {chunkSize}",
+            throw new ArgumentException($"alignedLayout was built for {Shapes.Format([alignedLayout.Rows, alignedLayout.Length])} " +
+                $"with chunk size {alignedLayout.ChunkSize}, the inputs are {Shapes.Format([batch, length])} with chunk size {chunkSize}",
                 nameof(alignedLayout));
         using var scope = NewDisposeScope();
         // Padding slots are zeros in the raw inputs; after Prepare they stay exactly 0 (0·rsqrt(0 + eps) = 0), the
@@ -212,20 +212,20 @@ public static class GatedDeltaRule
     static (long B, long T, long H, long Dk, long Dv) Validate(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta,
         Tensor? initialState)
     {
-        if (q.dim() != 4) throw new ArgumentException($"q must be [B,T,H,dk], got [{string.Join(",", q.shape)}]", nameof(q));
+        if (q.dim() != 4) throw new ArgumentException($"q must be [B,T,H,dk], got {Shapes.Format(q.shape)}", nameof(q));
         long b = q.shape[0], t = q.shape[1], hk = q.shape[2], dk = q.shape[3];
         if (t < 1) throw new ArgumentException("the sequence must hold at least one token", nameof(q));
         if (!k.shape.SequenceEqual(q.shape))
-            throw new ArgumentException($"k must match q [{string.Join(",", q.shape)}], got [{string.Join(",", k.shape)}]", nameof(k));
+            throw new ArgumentException($"k must match q {Shapes.Format(q.shape)}, got {Shapes.Format(k.shape)}", nameof(k));
         if (v.dim() != 4 || v.shape[0] != b || v.shape[1] != t || v.shape[2] % hk != 0)
-            throw new ArgumentException($"v must be [{b},{t},H,dv] with H a multiple of q/k's {hk} heads, got [{string.Join(",", v.shape)}]", nameof(v));
+            throw new ArgumentException($"v must be [{b},{t},H,dv] with H a multiple of q/k's {hk} heads, got {Shapes.Format(v.shape)}", nameof(v));
         long h = v.shape[2];
         long[] bth = [b, t, h];
-        if (!g.shape.SequenceEqual(bth)) throw new ArgumentException($"g must be [{b},{t},{h}], got [{string.Join(",", g.shape)}]", nameof(g));
-        if (!beta.shape.SequenceEqual(bth)) throw new ArgumentException($"beta must be [{b},{t},{h}], got [{string.Join(",", beta.shape)}]", nameof(beta));
+        if (!g.shape.SequenceEqual(bth)) throw new ArgumentException($"g must be {Shapes.Format([b, t, h])}, got {Shapes.Format(g.shape)}", nameof(g));
+        if (!beta.shape.SequenceEqual(bth)) throw new ArgumentException($"beta must be {Shapes.Format([b, t, h])}, got {Shapes.Format(beta.shape)}", nameof(beta));
         long dv = v.shape[3];
         if (initialState is not null && !initialState.shape.SequenceEqual(new[] { b, h, dk, dv }))
-            throw new ArgumentException($"initialState must be [{b},{h},{dk},{dv}], got [{string.Join(",", initialState.shape)}]", nameof(initialState));
+            throw new ArgumentException($"initialState must be {Shapes.Format([b, h, dk, dv])}, got {Shapes.Format(initialState.shape)}", nameof(initialState));
         return (b, t, h, dk, dv);
     }
 }

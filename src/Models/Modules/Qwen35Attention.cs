@@ -5,9 +5,9 @@ using static TorchSharp.torch;
 namespace Qwen35.Models.Modules;
 
 /// <summary>
-/// Gated full attention (HF <c>Qwen3_5Attention</c>, doc §5): q_proj emits per head [query_h | gate_h] (sharp edge 3),
-/// q_norm/k_norm per head before partial RoPE, GQA by repeat_interleave, SDPA (scale D^-0.5), then
-/// out ⊙ sigmoid(gate) before o_proj.
+/// Gated full attention (HF <c>Qwen3_5Attention</c>): q_proj emits per head [query_h | gate_h] (docs/model.md, "Choices
+/// against the sharp edges", item 3), q_norm/k_norm per head before partial RoPE, GQA by repeat_interleave, SDPA (scale
+/// D^-0.5), then out ⊙ sigmoid(gate) before o_proj.
 /// </summary>
 public sealed class Qwen35Attention : nn.Module<Tensor, LayerContext, Tensor>
 {

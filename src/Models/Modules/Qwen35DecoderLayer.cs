@@ -5,9 +5,10 @@ using static TorchSharp.torch;
 namespace Qwen35.Models.Modules;
 
 /// <summary>
-/// One pre-norm decoder layer (doc §3): x += mixer(input_layernorm(x)); x += mlp(post_attention_layernorm(x)).
-/// The mixer is <c>linear_attn</c> (Gated DeltaNet) or <c>self_attn</c> (gated attention) by layer type; the other
-/// field stays null and is not registered, so the parameter names match the checkpoint.
+/// One pre-norm decoder layer (HF <c>Qwen3_5DecoderLayer</c>): x += mixer(input_layernorm(x)); x +=
+/// mlp(post_attention_layernorm(x)). The mixer is <c>linear_attn</c> (Gated DeltaNet) or <c>self_attn</c> (gated
+/// attention) by layer type; the other field stays null and is not registered, so the parameter names match the
+/// checkpoint.
 /// </summary>
 public sealed class Qwen35DecoderLayer : nn.Module<Tensor, LayerContext, Tensor>
 {

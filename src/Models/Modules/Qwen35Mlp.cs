@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace Qwen35.Models.Modules;
 
-/// <summary>SwiGLU MLP: down_proj(silu(gate_proj(x)) ⊙ up_proj(x)), no biases (doc §3).</summary>
+/// <summary>SwiGLU MLP: down_proj(silu(gate_proj(x)) ⊙ up_proj(x)), no biases (HF <c>Qwen3_5MLP</c>).</summary>
 public sealed class Qwen35Mlp : nn.Module<Tensor, Tensor>
 {
     public Projection gate_proj;

@@ -5,9 +5,10 @@ using static TorchSharp.torch;
 namespace Qwen35.Models.Modules;
 
 /// <summary>
-/// Hugging Face <c>Qwen3_5RMSNorm</c>: zero-centred weight, y = x·rsqrt(mean(x²)+eps)·(1+w). The whole computation
-/// runs in fp32 and the multiply by (1+w) happens before the cast back (unlike Llama, which casts first): see
-/// architecture doc §4.1. Used for input/post-attention norms, q_norm/k_norm (per head, last dim) and the final norm.
+/// Hugging Face <c>Qwen3_5RMSNorm</c>: zero-centred weight, y = x·rsqrt(mean(x²)+eps)·(1+w). The whole computation runs
+/// in fp32 and the multiply by (1+w) happens before the cast back (unlike Llama, which casts first): see docs/model.md,
+/// "Choices against the sharp edges", item 2. Used for input/post-attention norms, q_norm/k_norm (per head, last dim)
+/// and the final norm.
 /// </summary>
 public sealed class Qwen35RmsNorm : nn.Module<Tensor, Tensor>
 {

@@ -8,14 +8,13 @@ public sealed partial class Qwen35TextModel
 {
     /// <summary>
     /// Forward, then <paramref name="headLossBackward"/> on the final-normed hidden states [B, T, h] (it computes the
-    /// loss, back-propagates it into the hidden states and returns the loss, e.g. a detached scalar), then the
-    /// backward through the layers. Returns what <paramref name="headLossBackward"/> returned, in the caller's
-    /// dispose scope.
-    /// <para>With <see cref="TrainingForward.Checkpointing"/> this is manual layer-wise recompute
-    /// (dotnet-stack.md §1 option (b)): the layers run under no_grad keeping only each layer's input; the top
+    /// loss, back-propagates it into the hidden states and returns the loss, e.g. a detached scalar), then the backward
+    /// through the layers. Returns what <paramref name="headLossBackward"/> returned, in the caller's dispose scope.
+    /// <para>With <see cref="TrainingForward.Checkpointing"/> this is manual layer-wise recompute (docs/training.md,
+    /// "Precision and activation checkpointing"): the layers run under no_grad keeping only each layer's input; the top
     /// (final norm + loss) is back-propagated into a leaf holding the last layer's output; then, top-down, each layer
     /// is re-run with grad from its kept input and back-propagated with the incoming gradient, handing its input's
-    /// gradient on. (Option (a), an autograd.Function, holds an extra empty_like(output) per layer.) Each layer is
+    /// gradient on. (The alternative, an autograd.Function, holds an extra empty_like(output) per layer.) Each layer is
     /// seeded the same in both passes, so its dropout masks and hence the gradients equal the plain path's
     /// computation.</para>
     /// </summary>

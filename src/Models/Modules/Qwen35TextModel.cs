@@ -53,7 +53,7 @@ public sealed partial class Qwen35TextModel : nn.Module<ModelInputs, Tensor>
     static Tensor ValidIds(ModelInputs inputs)
     {
         var ids = inputs.InputIds;
-        if (ids.dim() != 2) throw new ArgumentException($"InputIds must be [B, T], got [{string.Join(", ", ids.shape)}]");
+        if (ids.dim() != 2) throw new ArgumentException($"InputIds must be [B, T], got {Shapes.Format(ids.shape)}");
         if (inputs.Documents is { } docs)
         {
             if (inputs.Cache is not null || inputs.AttentionMask is not null || inputs.PositionIds is not null)
@@ -119,7 +119,7 @@ public sealed partial class Qwen35TextModel : nn.Module<ModelInputs, Tensor>
                 : cat([previous, ones(b, t, dtype: previous.dtype, device: previous.device)], 1);
         if (mask.dim() != 2 || mask.shape[0] != b || (mask.shape[1] != t && mask.shape[1] != past + t))
             throw new ArgumentException(
-                $"AttentionMask must be [B, T] or [B, past+T] = [{b}, {t}] or [{b}, {past + t}], got [{string.Join(", ", mask.shape)}]");
+                $"AttentionMask must be [B, T] or [B, past+T] = {Shapes.Format([b, t])} or {Shapes.Format([b, past + t])}, got {Shapes.Format(mask.shape)}");
         mask = mask.to(ScalarType.Int64);
         if (mask.shape[1] == past + t) return mask;
         if (past == 0) return mask;

@@ -6,8 +6,9 @@ namespace Qwen35.Models.Modules;
 
 /// <summary>
 /// Hugging Face <c>Qwen3_5RMSNormGated</c> (<c>linear_attn.norm</c>): plain weight w (initialised to ones, NOT 1+w),
-/// normalise first, then gate with silu(z). Applied per value head over dv with one shared weight (doc §4.2, sharp
-/// edge 12). The weight is kept in fp32 even in a bf16 model (Qwen3.5 checkpoints store it as F32).
+/// normalise first, then gate with silu(z). Applied per value head over dv with one shared weight (docs/model.md,
+/// "Choices against the sharp edges", items 2 and 12). The weight is kept in fp32 even in a bf16 model (Qwen3.5
+/// checkpoints store it as F32).
 /// </summary>
 public sealed class RmsNormGated : nn.Module<Tensor, Tensor, Tensor>
 {

@@ -4,7 +4,8 @@ using static TorchSharp.torch;
 namespace Qwen35.Models.Modules;
 
 /// <summary>
-/// Partial rotary position embedding of the full-attention layers (doc §5.1, sharp edge 4): only the first R =
+/// Partial rotary position embedding of the full-attention layers (docs/model.md, "Choices against the sharp edges",
+/// item 4): only the first R =
 /// head_dim·partial_rotary_factor dims rotate, with NeoX rotate_half pairs (i, i+R/2), inv_freq[i] = θ^(-2i/R).
 /// mRoPE's interleaved T/H/W sections are a no-op for text (three identical position rows), so positions are 1-D.
 /// </summary>

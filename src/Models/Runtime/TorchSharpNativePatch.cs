@@ -19,7 +19,7 @@ public static class TorchSharpNativePatch
 {
     const uint ShtGnuVerneed = 0x6ffffffe;
     const ushort VerFlgWeak = 0x2;
-    public const string RequiredVersion = "GLIBCXX_3.4.32";
+    const string RequiredVersion = "GLIBCXX_3.4.32";
 
     static readonly object Gate = new();
     static bool _done;
@@ -68,10 +68,9 @@ public static class TorchSharpNativePatch
 
         var flags = BitConverter.ToUInt16(bytes, flagOffset);
         BitConverter.GetBytes((ushort)(flags | VerFlgWeak)).CopyTo(bytes, flagOffset);
-        // Write beside the original and rename over it, so a crash never leaves a half-written library.
-        var tmp = path + ".patch-" + Environment.ProcessId + ".tmp";
-        File.WriteAllBytes(tmp, bytes);
-        File.Move(tmp, path, overwrite: true);
+        // Written beside the original and renamed over it, so a crash never leaves a half-written library (and a
+        // process that already mapped the old file keeps its copy).
+        AtomicFile.WriteAllBytes(path, bytes);
         return PatchResult.Patched;
     }
 

@@ -140,11 +140,11 @@ public sealed class SafeTensorsHeader
         }
         catch (OverflowException)
         {
-            throw SafeTensorsFormatException.In(path, $"{Where("shape")}: element count of [{string.Join(", ", shape)}] overflows 64 bits");
+            throw SafeTensorsFormatException.In(path, $"{Where("shape")}: element count of {Shapes.Format(shape)} overflows 64 bits");
         }
         if (expectedBytes != end - start)
             throw SafeTensorsFormatException.In(path,
-                $"tensor '{name}': data_offsets span {end - start} bytes but {dtype}[{string.Join(", ", shape)}] needs {expectedBytes}");
+                $"tensor '{name}': data_offsets span {end - start} bytes but {dtype}{Shapes.Format(shape)} needs {expectedBytes}");
 
         return new TensorInfo(name, dtype, shape, start, end);
     }

@@ -22,11 +22,11 @@ public static class SafeTensorsWriter
     {
         var sorted = SortAndCheck(tensors);
         var header = BuildHeader(sorted, WithFormat(metadata));
-        WriteAtomically(path, stream =>
+        AtomicFile.Write(path, stream =>
         {
             stream.Write(header);
             foreach (var (_, tensor) in sorted) WriteData(stream, tensor);
-        });
+        }, durable: true);
     }
 
     /// <summary>
@@ -81,7 +81,7 @@ public static class SafeTensorsWriter
         }
 
         var totalSize = sorted.Sum(t => ByteLength(t.Tensor));
-        WriteAtomically(indexPath, stream =>
+        AtomicFile.Write(indexPath, stream =>
         {
             using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
             json.WriteStartObject();
@@ -92,7 +92,7 @@ public static class SafeTensorsWriter
             foreach (var (tensorName, shard) in weightMap) json.WriteString(tensorName, shard);
             json.WriteEndObject();
             json.WriteEndObject();
-        });
+        }, durable: true);
         File.Delete(single);
         written.Add(indexPath);
         return written;
@@ -169,27 +169,6 @@ public static class SafeTensorsWriter
         {
             using var chunk = flat.narrow(0, first, Math.Min(chunkElements, total - first));
             stream.Write(chunk.bytes);
-        }
-    }
-
-    static void WriteAtomically(string path, Action<Stream> write)
-    {
-        path = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        var temp = $"{path}.{Guid.NewGuid():N}.tmp";
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
-            {
-                write(stream);
-                stream.Flush(flushToDisk: true);
-            }
-            File.Move(temp, path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temp);
-            throw;
         }
     }
 }

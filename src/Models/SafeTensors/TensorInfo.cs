@@ -17,5 +17,5 @@ public sealed record TensorInfo(string Name, string Dtype, long[] Shape, long Da
     /// <summary>Product of <see cref="Shape"/> (1 for a scalar); validation guarantees it does not overflow.</summary>
     public long NumElements => Shape.Aggregate(1L, (a, b) => a * b);
 
-    public override string ToString() => $"{Name} {Dtype}[{string.Join(", ", Shape)}] @{DataStart}..{DataEnd}";
+    public override string ToString() => $"{Name} {Dtype}{Shapes.Format(Shape)} @{DataStart}..{DataEnd}";
 }

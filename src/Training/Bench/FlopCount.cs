@@ -4,9 +4,9 @@ using Qwen35.Models.Modules;
 namespace Qwen35.Training.Bench;
 
 /// <summary>
-/// Model FLOPs per trained token of a LoRA step (peft-sft-and-performance.md D1): frozen matmuls 2N forward + 2N
+/// Model FLOPs per trained token of a LoRA step (docs/training.md, "`bench`"): frozen matmuls 2N forward + 2N
 /// backward (activation gradients only), LM head 2Vd + 2Vd, causal attention 3 × forward (4·(S/2)·n_h·d_h per full
-/// layer). LoRA's own ≈6P and the Gated-DeltaNet core (≈0.1 GFLOP/token at 9B) are left out, as in D1; recompute
+/// layer). LoRA's own ≈6P and the Gated-DeltaNet core (≈0.1 GFLOP/token at 9B) are left out, as there; recompute
 /// from activation checkpointing is hardware work, not model FLOPs, so it is not counted either.
 /// </summary>
 public sealed record FlopCount(long MatmulParams, long Vocab, long Hidden, int FullAttentionLayers, long QueryWidth, long Sequence)

@@ -2,8 +2,9 @@ using Qwen35.Models.Config;
 
 namespace Qwen35.Training.Bench;
 
-/// <summary>Qwen3.5 text-decoder shapes from the published configs (qwen35-architecture.md §1.1), truncatable to
-/// fewer layers so a benchmark fits a small machine. Layer types repeat [linear ×3, full] (full_attention_interval 4).</summary>
+/// <summary>Qwen3.5 text-decoder shapes from the published configs (config.json of Hugging Face's Qwen/Qwen3.5-9B and
+/// Qwen/Qwen3.5-27B), truncatable to fewer layers so a benchmark fits a small machine. Layer types repeat
+/// [linear ×3, full] (full_attention_interval 4).</summary>
 public static class PublishedShapes
 {
     public static readonly string[] Names = ["tiny", "9b", "27b"];

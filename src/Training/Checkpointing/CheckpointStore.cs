@@ -2,6 +2,7 @@ using Qwen35.Models.SafeTensors;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using Qwen35.Models;
 
 namespace Qwen35.Training.Checkpointing;
 
@@ -113,7 +114,7 @@ public sealed class CheckpointStore(string outputDir, int keepLast)
         if (!file.Tensors.TryGetValue(name, out var info))
             throw new UserInputException($"{file.Path}: tensor '{name}' missing (checkpoint from a different adapter layout?)");
         if (like is not null && !info.Shape.SequenceEqual(like.shape))
-            throw new UserInputException($"{file.Path}: tensor '{name}' has shape [{string.Join(",", info.Shape)}], the run expects [{string.Join(",", like.shape)}]");
+            throw new UserInputException($"{file.Path}: tensor '{name}' has shape {Shapes.Format(info.Shape)}, the run expects {Shapes.Format(like.shape)}");
         var t = file.Load(name);
         return like is null ? t : t.to(like.dtype, like.device);
     }

@@ -15,8 +15,6 @@ public sealed record TrainerState
     [JsonPropertyName("epoch")] public int Epoch { get; init; }
     /// <summary>... and how many of its micro-batches have been consumed.</summary>
     [JsonPropertyName("micro_batch_in_epoch")] public int MicroBatchInEpoch { get; init; }
-    /// <summary>The LR scheduler position (equals <see cref="Step"/>; kept separately as the scheduler's own state).</summary>
-    [JsonPropertyName("scheduler_step")] public int SchedulerStep { get; init; }
     [JsonPropertyName("trained_tokens")] public long TrainedTokens { get; init; }
     [JsonPropertyName("skipped_nonfinite")] public int SkippedNonfinite { get; init; }
     [JsonPropertyName("elapsed_s")] public double ElapsedSeconds { get; init; }

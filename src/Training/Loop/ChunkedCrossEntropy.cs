@@ -63,24 +63,6 @@ public static class ChunkedCrossEntropy
     }
 
     /// <summary>
-    /// Differentiable sum of token losses over a selection. Each chunk's graph is kept for backward, so use this for
-    /// evaluation (under no_grad) and tests; training uses <see cref="SumLossBackward"/>.
-    /// </summary>
-    public static Tensor SumLoss(Selection sel, Tensor lmHeadWeight, int chunkRows = 1024)
-    {
-        var total = zeros(1, dtype: ScalarType.Float32, device: sel.Hidden.device).squeeze(0);
-        for (long start = 0; start < sel.Count; start += chunkRows)
-        {
-            var len = Math.Min(chunkRows, sel.Count - start);
-            using var chunk = ChunkLoss(sel, lmHeadWeight, start, len);
-            var next = total.add(chunk);
-            total.Dispose();   // the autograd graph keeps what backward needs; the wrapper can go
-            total = next;
-        }
-        return total;
-    }
-
-    /// <summary>
     /// Sum of token losses over a selection, with its gradient times <paramref name="gradScale"/> back-propagated
     /// chunk by chunk: each chunk's logits are built, differentiated into the selected hidden rows, and freed before
     /// the next, so peak memory is one chunk of logits. Then one backward through the model from the hidden states.

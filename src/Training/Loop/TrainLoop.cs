@@ -137,7 +137,6 @@ public sealed class TrainLoop(
             state = state with
             {
                 Step = state.Step + 1,
-                SchedulerStep = state.Step + 1,
                 Epoch = epoch,
                 MicroBatchInEpoch = pos + groupSize,
                 TrainedTokens = state.TrainedTokens + targets,
@@ -176,7 +175,7 @@ public sealed class TrainLoop(
                     TokensPerSecond = seconds > 0 ? windowTokens / seconds : null,
                     ElapsedSeconds = Math.Round(state.ElapsedSeconds, 3),
                     // CPU: this process's RSS; CUDA: device-wide used memory from NVML when available.
-                    MemoryMb = device.type == DeviceType.CUDA ? Bench.Nvml.UsedMb() is { } mb ? Math.Round(mb, 1) : null
+                    MemoryMb = device.type == DeviceType.CUDA ? Nvml.UsedMb() is { } mb ? Math.Round(mb, 1) : null
                         : Math.Round(ProcessMemory.RssMb(), 1),
                     SkippedNonfinite = state.SkippedNonfinite,
                 };

@@ -24,9 +24,7 @@ public static class LossPlot
         plot.XLabel("optimizer step");
         plot.YLabel("loss (mean token cross-entropy)");
         plot.ShowLegend();
-        var tmp = path + ".tmp.png";
-        plot.SavePng(tmp, 900, 540);
-        File.Move(tmp, path, overwrite: true);
+        AtomicFile.WriteAllBytes(path, plot.GetImageBytes(900, 540, ScottPlot.ImageFormat.Png));
     }
 
     static string Ascii(string s) => new(s.Select(c => c < 128 ? c : '?').ToArray());

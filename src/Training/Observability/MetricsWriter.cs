@@ -44,9 +44,10 @@ public sealed class MetricsWriter : IDisposable
         if (keepUpToStep is { } keep && File.Exists(path))
         {
             History.AddRange(Read(path).Where(r => r.Step <= keep));
-            var tmp = path + ".tmp";
-            File.WriteAllLines(tmp, History.Select(r => JsonSerializer.Serialize(r, Json)));
-            File.Move(tmp, path, overwrite: true);
+            AtomicFile.WriteText(path, w =>
+            {
+                foreach (var r in History) w.Write(JsonSerializer.Serialize(r, Json) + "\n");
+            });
             _writer = new StreamWriter(path, append: true);
         }
         else _writer = new StreamWriter(path, append: false);

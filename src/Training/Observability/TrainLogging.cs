@@ -26,7 +26,7 @@ public static class TrainLogging
     static LoggerConfiguration Console(LogEventLevel consoleLevel) =>
         new LoggerConfiguration()
             .MinimumLevel.Debug()
-            // stderr: stdout is reserved for results (CONTRACTS CLI rule).
+            // stderr: stdout is reserved for results (README.md, "Other verbs": logs to stderr, results to stdout).
             .WriteTo.Console(restrictedToMinimumLevel: consoleLevel, standardErrorFromLevel: LogEventLevel.Verbose,
                 outputTemplate: "{Timestamp:HH:mm:ss} {Level:u3} {Message:lj}{NewLine}{Exception}");
 }

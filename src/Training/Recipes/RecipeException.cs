@@ -10,7 +10,6 @@ public sealed record RecipeProblem(string Location, string Key, string Message)
 public sealed class RecipeException(string source, IReadOnlyList<RecipeProblem> problems)
     : UserInputException(Format(source, problems))
 {
-    public string RecipeSource { get; } = source;
     public IReadOnlyList<RecipeProblem> Problems { get; } = problems;
 
     static string Format(string source, IReadOnlyList<RecipeProblem> problems) =>

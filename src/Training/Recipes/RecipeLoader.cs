@@ -74,7 +74,7 @@ public static class RecipeLoader
     }
 
     /// <summary>The snake_case key of a record property (a YamlMember alias wins).</summary>
-    public static string KeyOf(PropertyInfo p) => p.GetCustomAttribute<YamlMemberAttribute>()?.Alias ?? RecipeYaml.Naming.Apply(p.Name);
+    static string KeyOf(PropertyInfo p) => p.GetCustomAttribute<YamlMemberAttribute>()?.Alias ?? RecipeYaml.Naming.Apply(p.Name);
 
     /// <summary>
     /// Hash of everything that changes the training trajectory (not output_dir or logging/saving cadence), stored in

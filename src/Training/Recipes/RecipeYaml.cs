@@ -22,7 +22,7 @@ public static class RecipeYaml
         .WithTypeConverter(new EnumConverter()).WithTypeConverter(new LoraTargetsConverter()).Build();
 
     /// <summary>A single target string is a module name when it looks like one, else PEFT's string form.</summary>
-    public static LoraTargets TargetsFromString(string value) =>
+    static LoraTargets TargetsFromString(string value) =>
         System.Text.RegularExpressions.Regex.IsMatch(value, "^[A-Za-z0-9_]+$") ? LoraTargets.Names(value) : LoraTargets.FromPeftString(value);
 
     sealed class EnumConverter : IYamlTypeConverter

@@ -43,8 +43,6 @@ public sealed class Session
 
     public ScalarType Dtype => Options.Precision.ToScalarType();
 
-    public bool IsBuiltin => ModelDir is null;
-
     /// <summary>
     /// Resolves the options: relative paths against <paramref name="baseDir"/> (a recipe's folder; the current
     /// directory when null), the model and adapter folders must exist, the device must be there. Problems are

@@ -1,6 +1,7 @@
 using System.Globalization;
 using TorchSharp;
 using static TorchSharp.torch;
+using Qwen35.Models;
 
 namespace Qwen35.Training.Verification;
 
@@ -109,7 +110,7 @@ public static class Comparison
     static (Tensor, Tensor) Float64(Tensor a, Tensor b)
     {
         if (!a.shape.SequenceEqual(b.shape))
-            throw new ArgumentException($"shapes differ: [{string.Join(", ", a.shape)}] vs [{string.Join(", ", b.shape)}]");
+            throw new ArgumentException($"shapes differ: {Shapes.Format(a.shape)} vs {Shapes.Format(b.shape)}");
         return (a.detach().cpu().to(ScalarType.Float64), b.detach().cpu().to(ScalarType.Float64));
     }
 

@@ -2,7 +2,6 @@ using Qwen35.Models.Generation;
 using Qwen35.Training.Verification;
 using TorchSharp;
 using static TorchSharp.torch;
-using Generator = Qwen35.Models.Generation.Generator;
 
 namespace Qwen35.Models.Tests.Generation;
 
@@ -15,7 +14,7 @@ public class Qwen35GenerationTests
     static GenerationResult Run(IReadOnlyList<int[]> prompts, GenerationOptions options)
     {
         using var session = new Qwen35StepModel(GoldenData.Model);
-        return new Generator(session).Generate(prompts, options);
+        return new TokenGenerator(session).Generate(prompts, options);
     }
 
     [Test]
@@ -108,7 +107,7 @@ public class Qwen35GenerationTests
     {
         var options = new GenerationOptions { MaxNewTokens = 5 };
         using var session = new Qwen35StepModel(GoldenData.Model);
-        var generator = new Generator(session);
+        var generator = new TokenGenerator(session);
         var first = generator.Generate([Prompt(0, 30)], options);
         int[] turn = Prompt(2, 8);
         var second = generator.Generate([[first.NewTokens[0][^1], .. turn]], options);

@@ -14,13 +14,13 @@ namespace Qwen35.Models.Generation;
 /// e.g. <c>[lastGenerated, ..next user turn..]</c>.
 /// </para>
 /// </summary>
-public sealed class Generator
+public sealed class TokenGenerator
 {
     readonly IStepModel model;
     readonly Device device;
     long[]? positions;   // per row: real tokens already in the cache = RoPE position of the next token
 
-    public Generator(IStepModel model)
+    public TokenGenerator(IStepModel model)
     {
         this.model = model;
         device = model.Device;

@@ -1,20 +1,19 @@
 using Qwen35.Models.Generation;
 using TorchSharp;
 using static TorchSharp.torch;
-using Generator = Qwen35.Models.Generation.Generator;
 
 namespace Qwen35.Models.Tests.Generation;
 
 /// <summary>Generation loop mechanics on <see cref="FakeDeltaLm"/> (the Qwen3.5 golden tests are in
 /// Qwen35GenerationTests).</summary>
-public class GeneratorTests
+public class TokenGeneratorTests
 {
     static readonly int[][] Prompts = [[3, 7, 1], [5, 2, 9, 14, 8, 20, 11, 4, 6], [12, 0, 19, 4, 4]];
 
     static GenerationResult Run(IReadOnlyList<int[]> prompts, GenerationOptions options)
     {
         using var model = new FakeDeltaLm();
-        return new Generator(model).Generate(prompts, options);
+        return new TokenGenerator(model).Generate(prompts, options);
     }
 
     [Test]
@@ -93,7 +92,7 @@ public class GeneratorTests
     public void ContinuationFromCacheEqualsGeneratingFromScratch()
     {
         using var model = new FakeDeltaLm();
-        var generator = new Generator(model);
+        var generator = new TokenGenerator(model);
         var options = new GenerationOptions { MaxNewTokens = 6 };
         var first = generator.Generate([Prompts[1]], options);
         int[] userTurn = [13, 2, 2, 17, 5];
@@ -111,13 +110,13 @@ public class GeneratorTests
         var options = new GenerationOptions { MaxNewTokens = 4 };
         int[][] more = [[1, 2, 3], [4, 5, 6], [7, 8, 9]];
         using var model = new FakeDeltaLm();
-        var generator = new Generator(model);
+        var generator = new TokenGenerator(model);
         generator.Generate(Prompts, options);
         var batched = generator.Generate(more, options);
         for (int b = 0; b < Prompts.Length; b++)
         {
             using var single = new FakeDeltaLm();
-            var g = new Generator(single);
+            var g = new TokenGenerator(single);
             g.Generate([Prompts[b]], options);
             Assert.That(batched.NewTokens[b], Is.EqualTo(g.Generate([more[b]], options).NewTokens[0]), $"row {b}");
         }
@@ -127,12 +126,12 @@ public class GeneratorTests
     public void RejectsContinuationsThatCannotBeExact()
     {
         using var model = new FakeDeltaLm();
-        var generator = new Generator(model);
+        var generator = new TokenGenerator(model);
         generator.Generate(Prompts, new GenerationOptions { MaxNewTokens = 1 });
         Assert.Throws<ArgumentException>(() => generator.Generate([[1], [2]], new GenerationOptions()));
         var ex = Assert.Throws<ArgumentException>(() => generator.Generate([[1], [2, 3], [4]], new GenerationOptions()));
         Assert.That(ex!.Message, Does.Contain("equal lengths"));
-        Assert.Throws<ArgumentException>(() => new Generator(model).Generate([[]], new GenerationOptions()));
+        Assert.Throws<ArgumentException>(() => new TokenGenerator(model).Generate([[]], new GenerationOptions()));
         Assert.Throws<ArgumentOutOfRangeException>(() => new GenerationOptions { DoSample = true, Temperature = 0 }.Validate());
     }
 }

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Qwen35.Training.Bench;
+namespace Qwen35.Training.Observability;
 
 /// <summary>
 /// GPU memory through NVML (libnvidia-ml.so.1), because TorchSharp exposes no CUDA memory statistics. The number is

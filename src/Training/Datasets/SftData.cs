@@ -3,7 +3,7 @@ using Qwen35.Training.Loop;
 using Qwen35.Training.Recipes;
 using Serilog;
 
-namespace Qwen35.Training.Data;
+namespace Qwen35.Training.Datasets;
 
 /// <summary>
 /// The recipe's data section made concrete: read the training (and eval) files, hold out an eval split when no eval
