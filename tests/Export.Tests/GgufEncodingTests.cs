@@ -39,4 +39,28 @@ public class GgufEncodingTests
         }).ToArray();
         Assert.That(decoded, Is.EqualTo(expected));
     }
+
+    [Test]
+    public void Q8_0_block_by_hand_and_the_F16_fallback_for_rows_not_a_multiple_of_32()
+    {
+        // x_j = j − 15 for j < 32: amax 16, d = 16/127, q_j = round((j − 15) · 127/16) half away from zero.
+        var x = Enumerable.Range(0, 32).Select(j => j - 15f).ToArray();
+        var bytes = new byte[34];
+        Assert.That(GgufEncoding.Encode(x, GgmlType.Q8_0, bytes), Is.EqualTo(34));
+        Assert.That(BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(bytes, 0)), Is.EqualTo((Half)(16f / 127f)));
+        var q = bytes[2..].Select(b => (int)(sbyte)b).ToArray();
+        Assert.That(q[0], Is.EqualTo(-119)); // −15 · 7.9375 = −119.06
+        Assert.That(q[15], Is.EqualTo(0));
+        Assert.That(q[17], Is.EqualTo(16));  // 2 · 7.9375 = 15.875
+        Assert.That(q[31], Is.EqualTo(127));
+        Assert.That(q[16], Is.EqualTo(8));   // 7.9375
+        var zero = new byte[34];
+        GgufEncoding.Encode(new float[32], GgmlType.Q8_0, zero);
+        Assert.That(zero, Is.All.EqualTo(0), "an all-zero block has scale 0 and zeros");
+
+        Assert.That(GgufType.Q8_0.StorageFor([64, 10]), Is.EqualTo(GgmlType.Q8_0));
+        Assert.That(GgufType.Q8_0.StorageFor([48, 10]), Is.EqualTo(GgmlType.F16));
+        Assert.That(GgufType.Bf16.StorageFor([48, 10]), Is.EqualTo(GgmlType.Bf16));
+        Assert.That(new GgufTensorInfo("t", [64, 10], GgmlType.Q8_0).ByteSize, Is.EqualTo(20 * 34));
+    }
 }

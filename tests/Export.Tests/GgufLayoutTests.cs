@@ -52,6 +52,7 @@ public class GgufLayoutTests
     [TestCase("f32", 0u, 0u)]
     [TestCase("f16", 1u, 1u)]
     [TestCase("bf16", 30u, 32u)]
+    [TestCase("q8_0", 8u, 7u)]
     public void Tensors_are_named_shaped_typed_and_aligned_as_llama_cpp_expects(string type, uint matrixType, uint fileType)
     {
         var g = GgufReader.Open(GgufFiles.GoldenTiny(type));
@@ -64,9 +65,11 @@ public class GgufLayoutTests
         {
             Assert.That(t.Offset % 32, Is.EqualTo(0UL), t.Name);
             Assert.That(t.Offset, Is.GreaterThanOrEqualTo(end), t.Name + " overlaps its predecessor");
-            end = t.Offset + t.Ne.Aggregate(1UL, (a, b) => a * b) * (ulong)GgufReader.ElementBytes(t.Type);
+            end = t.Offset + (ulong)GgufReader.ByteCount(t.Type, t.Ne.Aggregate(1UL, (a, b) => a * b));
             var f32 = t.Ne.Length == 1 || t.Name.EndsWith("_norm.weight") || t.Name.EndsWith("ssm_conv1d.weight");
-            Assert.That(t.Type, Is.EqualTo(f32 ? 0u : matrixType), t.Name);
+            // Q8_0 blocks run along rows: rows that are not a multiple of 32 fall back to F16 (none in this model: 64, 128).
+            var expected = f32 ? 0u : matrixType == 8u && t.Ne[0] % 32 != 0 ? 1u : matrixType;
+            Assert.That(t.Type, Is.EqualTo(expected), t.Name);
         }
         Assert.That(new FileInfo(g.Path).Length, Is.GreaterThanOrEqualTo(g.DataStart + (long)end));
         Assert.Multiple(() =>
@@ -158,6 +161,36 @@ public class GgufLayoutTests
                 }).ToArray();
                 Assert.That(actual, Is.EqualTo(expected), t.Name);
             }
+        });
+    }
+
+    [Test]
+    public void Q8_0_file_holds_each_block_of_the_F32_values_with_scale_max_over_127_and_error_at_most_half_a_step()
+    {
+        var f32 = GgufReader.Open(GgufFiles.GoldenTiny("f32"));
+        var q8 = GgufReader.Open(GgufFiles.GoldenTiny("q8_0"));
+        Assert.Multiple(() =>
+        {
+            var quantized = 0;
+            foreach (var t in q8.Tensors.Where(t => t.Type == 8))
+            {
+                quantized++;
+                var x = f32.F32(t.Name);
+                var deq = q8.DequantizeQ8(t.Name);
+                var bytes = q8.Bytes(t.Name);
+                var worst = 0.0;
+                for (var b = 0; b < x.Length / 32; b++)
+                {
+                    var amax = x.Skip(b * 32).Take(32).Max(MathF.Abs);
+                    var d = BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(bytes, b * 34));
+                    Assert.That(d, Is.EqualTo((Half)(amax / 127f)), $"{t.Name} block {b} scale");
+                    // Rounded to the nearest step of the true scale, then multiplied by the F16 scale (relative error ≤ 2^-11).
+                    for (var j = 0; j < 32; j++)
+                        worst = Math.Max(worst, Math.Abs(deq[b * 32 + j] - x[b * 32 + j]) - (0.5 * amax / 127 + 127 * Math.Abs((float)d - amax / 127f)));
+                }
+                Assert.That(worst, Is.LessThanOrEqualTo(1e-7), t.Name);
+            }
+            Assert.That(quantized, Is.EqualTo(3 * 8 + 7 + 2), "every matrix is Q8_0 (rows of 64 or 128): 8 per linear-attention layer, 7 in the full-attention layer, embedding and head");
         });
     }
 }

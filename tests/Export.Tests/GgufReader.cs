@@ -62,7 +62,12 @@ sealed class GgufReader
 
     public Tensor Info(string name) => Tensors.Single(t => t.Name == name);
 
-    public static long ElementBytes(uint type) => type switch { 0 => 4, 1 => 2, 30 => 2, _ => throw new InvalidDataException($"type {type}") };
+    /// <summary>Bytes of <paramref name="count"/> values of ggml type <paramref name="type"/> (Q8_0: 34-byte blocks of 32).</summary>
+    public static long ByteCount(uint type, ulong count) => type switch
+    {
+        0 => 4 * (long)count, 1 or 30 => 2 * (long)count, 8 => (long)count / 32 * 34,
+        _ => throw new InvalidDataException($"type {type}"),
+    };
 
     public byte[] Bytes(string name)
     {
@@ -70,9 +75,23 @@ sealed class GgufReader
         var count = t.Ne.Aggregate(1UL, (a, b) => a * b);
         using var f = File.OpenRead(Path);
         f.Position = DataStart + (long)t.Offset;
-        var bytes = new byte[(long)count * ElementBytes(t.Type)];
+        var bytes = new byte[ByteCount(t.Type, count)];
         f.ReadExactly(bytes);
         return bytes;
+    }
+
+    /// <summary>A Q8_0 tensor dequantized (value = int8 · F16 scale, per block of 32), written from ggml's block layout.</summary>
+    public float[] DequantizeQ8(string name)
+    {
+        Assert.That(Info(name).Type, Is.EqualTo(8u), $"{name} is not Q8_0");
+        var b = Bytes(name);
+        var v = new float[b.Length / 34 * 32];
+        for (var blk = 0; blk < b.Length / 34; blk++)
+        {
+            var d = (float)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(b, blk * 34));
+            for (var j = 0; j < 32; j++) v[blk * 32 + j] = (sbyte)b[blk * 34 + 2 + j] * d;
+        }
+        return v;
     }
 
     /// <summary>An F32 tensor's values, innermost dimension fastest.</summary>

@@ -6,7 +6,7 @@ using Qwen35.Training;
 namespace Qwen35.Cli.Commands;
 
 /// <summary>
-/// `trainer gguf --model DIR|builtin:tiny [--adapter DIR] --out FILE [--type f32|f16|bf16] [--overwrite]`: the model,
+/// `trainer gguf --model DIR|builtin:tiny [--adapter DIR] --out FILE [--type f32|f16|bf16|q8_0] [--overwrite]`: the model,
 /// with the adapter merged in when given, as one GGUF file for llama.cpp (architecture qwen35; docs/gguf.md). Refused
 /// before anything loads: an unknown --type, an existing --out without --overwrite, a model llama.cpp cannot hold. The
 /// file appears only once it is complete.
@@ -20,7 +20,7 @@ public static class GgufCommand
         var output = new Option<FileInfo>("--out") { Description = "Output GGUF file", Required = true };
         var type = new Option<string>("--type")
         {
-            Description = $"Storage type of the weight matrices: {string.Join(", ", OptionNames.Names<GgufType>())} (norms, 1-D tensors and the conv stay f32)",
+            Description = $"Storage type of the weight matrices: {string.Join(", ", OptionNames.Names<GgufType>())} (norms, 1-D tensors and the conv stay f32; q8_0 falls back to f16 for rows that are not a multiple of 32)",
             DefaultValueFactory = _ => "f32",
         };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing --out file" };

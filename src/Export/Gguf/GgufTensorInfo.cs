@@ -5,5 +5,5 @@ namespace Qwen35.Export.Gguf;
 public sealed record GgufTensorInfo(string Name, long[] Ne, GgmlType Type)
 {
     public long Elements => Ne.Aggregate(1L, (a, b) => a * b);
-    public long ByteSize => Elements * Type.ElementBytes();
+    public long ByteSize => Type.Bytes(Elements);
 }

@@ -6,6 +6,8 @@ public enum GgufType
     F32,
     F16,
     Bf16,
+    /// <summary>8-bit blocks of 32 with an F16 scale; tensors whose rows are not a multiple of 32 fall back to F16.</summary>
+    Q8_0,
 }
 
 /// <summary>ggml's tensor type ids, as written in a GGUF tensor info (ggml.h <c>enum ggml_type</c>).</summary>
@@ -13,6 +15,7 @@ public enum GgmlType : uint
 {
     F32 = 0,
     F16 = 1,
+    Q8_0 = 8,
     Bf16 = 30,
 }
 
@@ -24,6 +27,7 @@ public static class GgufTypes
         GgufType.F32 => GgmlType.F32,
         GgufType.F16 => GgmlType.F16,
         GgufType.Bf16 => GgmlType.Bf16,
+        GgufType.Q8_0 => GgmlType.Q8_0,
         _ => throw new ArgumentOutOfRangeException(nameof(type)),
     };
 
@@ -33,14 +37,27 @@ public static class GgufTypes
         GgufType.F32 => 0,
         GgufType.F16 => 1,
         GgufType.Bf16 => 32,
+        GgufType.Q8_0 => 7,
         _ => throw new ArgumentOutOfRangeException(nameof(type)),
     };
 
-    /// <summary>Bytes per element of a (non-block) ggml type.</summary>
-    public static int ElementBytes(this GgmlType type) => type switch
+    /// <summary>Q8_0's block: 32 values, stored as an F16 scale and 32 int8.</summary>
+    public const int Q8Block = 32, Q8BlockBytes = 2 + 32;
+
+    /// <summary>Bytes of <paramref name="elements"/> values (a whole number of blocks for Q8_0).</summary>
+    public static long Bytes(this GgmlType type, long elements) => type switch
     {
-        GgmlType.F32 => 4,
-        GgmlType.F16 or GgmlType.Bf16 => 2,
+        GgmlType.F32 => 4 * elements,
+        GgmlType.F16 or GgmlType.Bf16 => 2 * elements,
+        GgmlType.Q8_0 when elements % Q8Block == 0 => elements / Q8Block * Q8BlockBytes,
+        GgmlType.Q8_0 => throw new ArgumentException($"Q8_0 needs a multiple of {Q8Block} values, not {elements}"),
         _ => throw new ArgumentOutOfRangeException(nameof(type)),
     };
+
+    /// <summary>
+    /// The storage type of a tensor with dims <paramref name="ne"/> (innermost first) that takes the output type:
+    /// Q8_0 blocks run along the innermost dimension, so a tensor whose rows are not a multiple of 32 is stored as F16.
+    /// </summary>
+    public static GgmlType StorageFor(this GgufType type, long[] ne) =>
+        type == GgufType.Q8_0 && ne[0] % Q8Block != 0 ? GgmlType.F16 : type.Storage();
 }

@@ -54,7 +54,7 @@ public static class Qwen35GgufTensors
         // 1-D tensors, every norm and the conv stay F32 (llama.cpp reads them as F32 in its graph).
         var keepF32 = torchShape.Length == 1 || gguf.EndsWith("_norm.weight", StringComparison.Ordinal) || gguf.EndsWith("ssm_conv1d.weight", StringComparison.Ordinal);
         var ne = torchShape.Reverse().ToArray();
-        return new GgufTensorPlan(name, new GgufTensorInfo(gguf, ne, keepF32 ? GgmlType.F32 : type.Storage()), transform, start, head);
+        return new GgufTensorPlan(name, new GgufTensorInfo(gguf, ne, keepF32 ? GgmlType.F32 : type.StorageFor(ne)), transform, start, head);
     }
 
     static (string Gguf, ValueTransform Transform, long Start, long Head) Map(Qwen35TextConfig c, string name)
