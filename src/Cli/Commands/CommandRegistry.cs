@@ -14,6 +14,7 @@ static class CommandRegistry
         yield return GenerateCommand.Build();
         yield return InspectCommand.Build();
         yield return MergeCommand.Build();
+        yield return GgufCommand.Build();
         yield return DataCommands.Build();
         yield return TokenizeCommand.Build();
         yield return BenchCommand.Build();

@@ -1,0 +1,54 @@
+using System.CommandLine;
+using Qwen35.Export.Gguf;
+using Qwen35.Models;
+using Qwen35.Training;
+
+namespace Qwen35.Cli.Commands;
+
+/// <summary>
+/// `trainer gguf --model DIR|builtin:tiny [--adapter DIR] --out FILE [--type f32|f16|bf16|q8_0] [--overwrite]`: the model,
+/// with the adapter merged in when given, as one GGUF file for llama.cpp (architecture qwen35; docs/gguf.md). Refused
+/// before anything loads: an unknown --type, an existing --out without --overwrite, a model llama.cpp cannot hold. The
+/// file appears only once it is complete.
+/// </summary>
+public static class GgufCommand
+{
+    public static Command Build()
+    {
+        var session = new SessionFlags(adapter: true, tokenizer: false, dtypeDefault: "fp32");
+        session.Dtype.Description = "Dtype to load the base in (fp32 or bf16); the merge and every transform are computed in fp32";
+        var output = new Option<FileInfo>("--out") { Description = "Output GGUF file", Required = true };
+        var type = new Option<string>("--type")
+        {
+            Description = $"Storage type of the weight matrices: {string.Join(", ", OptionNames.Names<GgufType>())} (norms, 1-D tensors and the conv stay f32; q8_0 falls back to f16 for rows that are not a multiple of 32)",
+            DefaultValueFactory = _ => "f32",
+        };
+        var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing --out file" };
+        var cmd = new Command("gguf", "Write the model (with a LoRA adapter merged in) as a GGUF file for llama.cpp") { output, type, overwrite };
+        session.AddTo(cmd);
+        cmd.SetAction(pr => CliErrors.Run("gguf", pr.InvocationConfiguration.Error, () =>
+        {
+            var gguf = OptionNames.Parse<GgufType>(pr.GetValue(type)!, "--type");
+            return Run(session.Read(pr), pr.GetValue(output)!.FullName, gguf, pr.GetValue(overwrite),
+                pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error);
+        }));
+        return cmd;
+    }
+
+    /// <summary>Checks the output and the model's shape, loads the model on the CPU with its adapter, and writes the
+    /// GGUF. Returns the exit code.</summary>
+    public static int Run(SessionOptions options, string outPath, GgufType type, bool overwrite, TextWriter stdout, TextWriter stderr)
+    {
+        if (Directory.Exists(outPath)) throw new UserInputException($"{outPath}: --out is a folder; give the GGUF file's path");
+        if (File.Exists(outPath) && !overwrite) throw new UserInputException($"{outPath}: --out exists; pass --overwrite to replace it");
+        var session = Session.Open(options with { Device = "cpu" });
+        var name = session.ModelDir is { } dir ? Path.GetFileName(Path.TrimEndingDirectorySeparator(dir)) : "builtin-tiny";
+        GgufModelExport.CheckSupported(session.Config, session.ModelDir is { } d ? Path.Combine(d, "config.json") : Session.BuiltinTiny);
+        using var log = CliLog.For("gguf", stderr);
+        using var model = session.LoadModel(log);
+        var result = GgufModelExport.Export(model, outPath, type, name);
+        stdout.WriteLine($"wrote {result.Path}: {result.Tensors} tensors, {OptionNames.Name(type)}, {result.Bytes:N0} bytes" +
+                         (result.MergedAdapters > 0 ? $", {result.MergedAdapters} adapters from {session.AdapterDir} merged" : ""));
+        return CliErrors.Ok;
+    }
+}
