@@ -31,6 +31,36 @@ static class GgufFiles
         }
     }
 
+    /// <summary>`trainer gguf --model tests/fixtures/qwen35-tiny-a --adapter ADAPTER --lora-only --type T` (asserted to exit
+    /// 0); <paramref name="adapter"/> defaults to the golden adapter.</summary>
+    public static string GoldenLora(string type, string? adapter = null)
+    {
+        var key = "lora-only-" + type + (adapter == null ? "" : "-" + Path.GetFileName(adapter));
+        lock (Written)
+        {
+            if (Written.TryGetValue(key, out var path)) return path;
+            path = Path.Combine(Dir, $"tiny-a-{key}.gguf");
+            var (code, _, err) = Run("gguf", "--model", TestPaths.GoldenTiny, "--adapter", adapter ?? Path.Combine(TestPaths.GoldenTiny, "adapter"),
+                "--lora-only", "--out", path, "--type", type);
+            Assert.That(code, Is.EqualTo(0), err);
+            return Written[key] = path;
+        }
+    }
+
+    /// <summary>A copy of the golden adapter whose adapter_config.json is changed by <paramref name="edit"/>.</summary>
+    public static string GoldenAdapterWith(string name, Action<System.Text.Json.Nodes.JsonNode> edit)
+    {
+        var dir = Path.Combine(TestPaths.TempDir(), name);
+        Directory.CreateDirectory(dir);
+        var src = Path.Combine(TestPaths.GoldenTiny, "adapter");
+        foreach (var f in Directory.GetFiles(src)) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+        var configPath = Path.Combine(dir, "adapter_config.json");
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(configPath))!;
+        edit(config);
+        File.WriteAllText(configPath, config.ToJsonString());
+        return dir;
+    }
+
     /// <summary>Runs the gguf verb in-process, capturing its output.</summary>
     public static (int Code, string Out, string Err) Run(params string[] args)
     {

@@ -40,6 +40,18 @@ static class LlamaCpp
         return Prefill(context, ids, allLogits: true);
     }
 
+    /// <summary>The logits of every position of <paramref name="ids"/> with the LoRA GGUF <paramref name="lora"/> applied to
+    /// <paramref name="gguf"/> at <paramref name="scale"/> (llama_adapter_lora_init + llama_set_adapter_lora through
+    /// LLamaSharp's native handles). The adapter is freed with the model.</summary>
+    public static float[][] LogitsWithLora(string gguf, string lora, float scale, long[] ids)
+    {
+        using var weights = Load(gguf, out var p);
+        var adapter = weights.NativeHandle.LoadLoraFromFile(lora);
+        using var context = weights.CreateContext(p);
+        context.NativeHandle.SetLoraAdapters([(adapter, scale)]);
+        return Prefill(context, ids, allLogits: true);
+    }
+
     /// <summary>Greedy decoding with llama.cpp's cache: the prompt in one batch, then <paramref name="steps"/> single-token
     /// decodes. Returns the chosen tokens and the logits of each decode step (row k: after feeding token k).</summary>
     public static (long[] Tokens, float[][] DecodeLogits) Greedy(string gguf, long[] prompt, int steps)

@@ -1,13 +1,14 @@
 using System.CommandLine;
 using Qwen35.Export.Gguf;
+using Qwen35.Lora;
 using Qwen35.Models;
 using Qwen35.Training;
 
 namespace Qwen35.Cli.Commands;
 
 /// <summary>
-/// `trainer gguf --model DIR|builtin:tiny [--adapter DIR] --out FILE [--type f32|f16|bf16|q8_0] [--overwrite]`: the model,
-/// with the adapter merged in when given, as one GGUF file for llama.cpp (architecture qwen35; docs/gguf.md). Refused
+/// `trainer gguf --model DIR|builtin:tiny [--adapter DIR [--lora-only]] --out FILE [--type f32|f16|bf16|q8_0] [--overwrite]`:
+/// the model, with the adapter merged in when given (or, with --lora-only, the adapter alone as a llama.cpp LoRA GGUF), as one GGUF file for llama.cpp (architecture qwen35; docs/gguf.md). Refused
 /// before anything loads: an unknown --type, an existing --out without --overwrite, a model llama.cpp cannot hold. The
 /// file appears only once it is complete.
 /// </summary>
@@ -24,26 +25,38 @@ public static class GgufCommand
             DefaultValueFactory = _ => "f32",
         };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing --out file" };
-        var cmd = new Command("gguf", "Write the model (with a LoRA adapter merged in) as a GGUF file for llama.cpp") { output, type, overwrite };
+        var loraOnly = new Option<bool>("--lora-only") { Description = "Write only the --adapter, as a llama.cpp LoRA GGUF (.lora_a/.lora_b, --type f32 or f16) to apply to the base model's GGUF" };
+        var cmd = new Command("gguf", "Write the model (with a LoRA adapter merged in), or the adapter alone, as a GGUF file for llama.cpp") { output, type, overwrite, loraOnly };
         session.AddTo(cmd);
         cmd.SetAction(pr => CliErrors.Run("gguf", pr.InvocationConfiguration.Error, () =>
         {
             var gguf = OptionNames.Parse<GgufType>(pr.GetValue(type)!, "--type");
             return Run(session.Read(pr), pr.GetValue(output)!.FullName, gguf, pr.GetValue(overwrite),
-                pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error);
+                pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error, pr.GetValue(loraOnly));
         }));
         return cmd;
     }
 
     /// <summary>Checks the output and the model's shape, loads the model on the CPU with its adapter, and writes the
     /// GGUF. Returns the exit code.</summary>
-    public static int Run(SessionOptions options, string outPath, GgufType type, bool overwrite, TextWriter stdout, TextWriter stderr)
+    public static int Run(SessionOptions options, string outPath, GgufType type, bool overwrite, TextWriter stdout, TextWriter stderr, bool loraOnly = false)
     {
+        if (loraOnly && options.Adapter is null) throw new UserInputException("--lora-only: no --adapter given; it writes the adapter alone");
+        if (loraOnly && type is not (GgufType.F32 or GgufType.F16))
+            throw new UserInputException($"--type {OptionNames.Name(type)}: with --lora-only the adapter is written as f32 or f16 only");
         if (Directory.Exists(outPath)) throw new UserInputException($"{outPath}: --out is a folder; give the GGUF file's path");
         if (File.Exists(outPath) && !overwrite) throw new UserInputException($"{outPath}: --out exists; pass --overwrite to replace it");
         var session = Session.Open(options with { Device = "cpu" });
         var name = session.ModelDir is { } dir ? Path.GetFileName(Path.TrimEndingDirectorySeparator(dir)) : "builtin-tiny";
         GgufModelExport.CheckSupported(session.Config, session.ModelDir is { } d ? Path.Combine(d, "config.json") : Session.BuiltinTiny);
+        if (loraOnly)
+        {
+            // The base weights are not needed: the config gives the reorder, the adapter file gives the factors.
+            using var adapter = PeftAdapter.Load(session.AdapterDir!);
+            var lora = GgufLoraExport.Export(adapter, session.Config, outPath, type, name + "-lora");
+            stdout.WriteLine($"wrote {lora.Path}: LoRA adapter, {lora.Modules} modules, alpha {lora.Alpha}, {OptionNames.Name(type)}, {lora.Bytes:N0} bytes");
+            return CliErrors.Ok;
+        }
         using var log = CliLog.For("gguf", stderr);
         using var model = session.LoadModel(log);
         var result = GgufModelExport.Export(model, outPath, type, name);

@@ -57,7 +57,9 @@ public static class Qwen35GgufTensors
         return new GgufTensorPlan(name, new GgufTensorInfo(gguf, ne, keepF32 ? GgmlType.F32 : type.StorageFor(ne)), transform, start, head);
     }
 
-    static (string Gguf, ValueTransform Transform, long Start, long Head) Map(Qwen35TextConfig c, string name)
+    /// <summary>The GGUF name of the model parameter <paramref name="name"/> and the transform of its values (the LoRA
+    /// export applies the same reorders to the factors).</summary>
+    public static (string Gguf, ValueTransform Transform, long Start, long Head) Map(Qwen35TextConfig c, string name)
     {
         if (name == "lm_head.weight") return ("output.weight", ValueTransform.None, 0, 0);
         if (!name.StartsWith(Prefix, StringComparison.Ordinal)) throw Unknown(name);

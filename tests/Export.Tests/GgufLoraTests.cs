@@ -1,0 +1,141 @@
+using Qwen35.Lora;
+using Qwen35.Models.Config;
+using Qwen35.Tests;
+
+namespace Qwen35.Export.Tests;
+
+/// <summary>
+/// `trainer gguf --lora-only`: the golden adapter as a llama.cpp LoRA GGUF, applied by the real llama.cpp to the golden
+/// model's F32 GGUF, against Hugging Face's LoRA logits; the file's layout and factor reorders element by element
+/// against the PEFT tensors; the scaling folds (rsLoRA, alpha_pattern) proven by llama.cpp reproducing the same
+/// logits from adapters whose config reaches the golden scaling another way; and the refusals.
+/// </summary>
+public class GgufLoraTests
+{
+    const double Bound = 1e-4; // the golden bound of every fp32 comparison
+
+    static string[] Files(string dir) => Directory.GetFiles(dir).Select(Path.GetFileName).ToArray()!;
+
+    static double LoraDiff(string lora, out double baseDiff)
+    {
+        var r = GgufFiles.Reference;
+        var logits = LlamaCpp.LogitsWithLora(GgufFiles.GoldenTiny("f32"), lora, 1f, r.Sequences[r.LoraSequence]);
+        baseDiff = LlamaCpp.MaxAbsDiff(logits, GgufFiles.Rows($"seq{r.LoraSequence}.logits"));
+        return LlamaCpp.MaxAbsDiff(logits, GgufFiles.Rows($"lora.seq{r.LoraSequence}.logits"));
+    }
+
+    [Test]
+    public void Golden_adapter_as_LoRA_GGUF_on_the_F32_base_in_llama_cpp_gives_Hugging_Faces_LoRA_logits()
+    {
+        var diff = LoraDiff(GgufFiles.GoldenLora("f32"), out var baseDiff);
+        TestContext.Out.WriteLine($"LoRA GGUF at scale 1: max |llama.cpp - HF LoRA| = {diff:E2} (vs the base logits: {baseDiff:E2})");
+        Assert.That(diff, Is.LessThanOrEqualTo(Bound));
+        Assert.That(baseDiff, Is.GreaterThan(100 * Bound), "llama.cpp did not apply the adapter");
+    }
+
+    [TestCase("rslora")]
+    [TestCase("alpha_pattern")]
+    public void Scaling_from_rsLoRA_or_alpha_pattern_is_folded_into_B(string how)
+    {
+        // The golden adapter has r 4, alpha 8: scaling 2. These configs reach scaling 2 with another alpha, so
+        // llama.cpp's file-wide alpha / r alone would be wrong (1 and 0.25); only a correct fold gives the golden logits.
+        var adapter = GgufFiles.GoldenAdapterWith(how, c =>
+        {
+            if (how == "rslora") { c["use_rslora"] = true; c["lora_alpha"] = 4; } // 4 / sqrt(4) = 2
+            else
+            {
+                c["lora_alpha"] = 1;
+                var pattern = new System.Text.Json.Nodes.JsonObject();
+                foreach (var t in c["target_modules"]!.AsArray()) pattern[t!.GetValue<string>()] = 8; // 8 / 4 = 2
+                c["alpha_pattern"] = pattern;
+            }
+        });
+        var diff = LoraDiff(GgufFiles.GoldenLora("f32", adapter), out _);
+        TestContext.Out.WriteLine($"{how}: max |llama.cpp - HF LoRA| = {diff:E2}");
+        Assert.That(diff, Is.LessThanOrEqualTo(Bound));
+    }
+
+    [Test]
+    public void Layout_names_shapes_metadata_and_the_factor_reorders_match_the_PEFT_tensors_element_by_element()
+    {
+        var file = GgufReader.Open(GgufFiles.GoldenLora("f32"));
+        Assert.That(file.Metadata["general.architecture"].Value, Is.EqualTo("qwen35"));
+        Assert.That(file.Metadata["general.type"].Value, Is.EqualTo("adapter"));
+        Assert.That(file.Metadata["adapter.type"].Value, Is.EqualTo("lora"));
+        Assert.That(file.Metadata["adapter.lora.alpha"], Is.EqualTo((6u, (object)8f)), "f32 (type 6) alpha 8");
+
+        var c = Qwen35TextConfig.Load(Path.Combine(TestPaths.GoldenTiny, "config.json"));
+        int nk = c.LinearNumKeyHeads, nv = c.LinearNumValueHeads, dv = c.LinearValueHeadDim, qk = 2 * nk * c.LinearKeyHeadDim;
+        // The reorder as its index formula (docs/gguf.md): GGUF head j·nk + k holds HF head k·r + j.
+        int Old(int i, int start)
+        {
+            if (i < start) return i;
+            int head = (i - start) / dv, e = (i - start) % dv, j = head / nk, k = head % nk;
+            return start + (k * (nv / nk) + j) * dv + e;
+        }
+
+        using var peft = PeftAdapter.Load(Path.Combine(TestPaths.GoldenTiny, "adapter"));
+        Assert.That(file.Tensors, Has.Count.EqualTo(2 * peft.Modules.Count));
+        var reordered = 0;
+        foreach (var m in peft.Modules)
+        {
+            var layer = m.ModuleName.Split('.')[3];
+            var gguf = $"blk.{layer}." + m.ModuleName.Split('.')[^1] switch
+            {
+                "in_proj_qkv" => "attn_qkv", "out_proj" => "ssm_out", "q_proj" => "attn_q", "v_proj" => "attn_v",
+                "o_proj" => "attn_output", "gate_proj" => "ffn_gate", "up_proj" => "ffn_up", "down_proj" => "ffn_down",
+                var other => throw new AssertionException($"the golden adapter has an unexpected module {other}"),
+            } + ".weight";
+            int rank = m.Rank, inDim = (int)m.A.shape[1], outDim = (int)m.B.shape[0];
+            Assert.That(file.Info(gguf + ".lora_a").Ne, Is.EqualTo(new ulong[] { (ulong)inDim, (ulong)rank }), gguf);
+            Assert.That(file.Info(gguf + ".lora_b").Ne, Is.EqualTo(new ulong[] { (ulong)rank, (ulong)outDim }), gguf);
+            var a = file.F32(gguf + ".lora_a");
+            var b = file.F32(gguf + ".lora_b");
+            var pa = m.A.data<float>().ToArray();
+            var pb = m.B.data<float>().ToArray();
+            var rowsFrom = gguf.EndsWith("attn_qkv.weight") ? qk : int.MaxValue; // B rows reordered from here
+            var colsFrom = gguf.EndsWith("ssm_out.weight") ? 0 : int.MaxValue;   // A columns reordered from here
+            if (rowsFrom != int.MaxValue || colsFrom != int.MaxValue) reordered++;
+            for (var q = 0; q < rank; q++)
+                for (var i = 0; i < inDim; i++)
+                    Assert.That(a[q * inDim + i], Is.EqualTo(pa[q * inDim + Old(i, colsFrom)]), $"{gguf}.lora_a [{q}, {i}]");
+            for (var o = 0; o < outDim; o++)
+                for (var q = 0; q < rank; q++)
+                    Assert.That(b[o * rank + q], Is.EqualTo(pb[Old(o, rowsFrom) * rank + q]), $"{gguf}.lora_b [{o}, {q}]");
+        }
+        Assert.That(reordered, Is.EqualTo(2), "in_proj_qkv and out_proj of layer 1 exercise the reorder");
+    }
+
+    [Test]
+    public void Lora_only_without_adapter_is_exit_2_and_writes_nothing()
+    {
+        var dir = TestPaths.TempDir();
+        var (code, _, err) = GgufFiles.Run("gguf", "--model", TestPaths.GoldenTiny, "--lora-only", "--out", Path.Combine(dir, "a.gguf"));
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(err.Trim(), Is.EqualTo("gguf: error: --lora-only: no --adapter given; it writes the adapter alone"));
+        Assert.That(Files(dir), Is.Empty);
+    }
+
+    [Test]
+    public void Lora_only_with_a_quantized_type_is_exit_2()
+    {
+        var dir = TestPaths.TempDir();
+        var (code, _, err) = GgufFiles.Run("gguf", "--model", TestPaths.GoldenTiny, "--adapter", Path.Combine(TestPaths.GoldenTiny, "adapter"),
+            "--lora-only", "--type", "q8_0", "--out", Path.Combine(dir, "a.gguf"));
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(err.Trim(), Is.EqualTo("gguf: error: --type q8_0: with --lora-only the adapter is written as f32 or f16 only"));
+        Assert.That(Files(dir), Is.Empty);
+    }
+
+    [Test]
+    public void DoRA_adapter_is_exit_2_naming_use_dora_and_writes_nothing()
+    {
+        var adapter = GgufFiles.GoldenAdapterWith("dora", c => c["use_dora"] = true);
+        var dir = TestPaths.TempDir();
+        var (code, _, err) = GgufFiles.Run("gguf", "--model", TestPaths.GoldenTiny, "--adapter", adapter, "--lora-only", "--out", Path.Combine(dir, "a.gguf"));
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(err.Trim().Split('\n'), Has.Length.EqualTo(1));
+        Assert.That(err, Does.Contain(Path.Combine(adapter, "adapter_config.json") + ": field \"use_dora\""));
+        Assert.That(Files(dir), Is.Empty);
+    }
+}
