@@ -161,4 +161,26 @@ public class GgufLoraTests
         Assert.That(err, Does.Contain(Path.Combine(adapter, "adapter_config.json") + ": field \"use_dora\""));
         Assert.That(Files(dir), Is.Empty);
     }
+
+    [Test]
+    public void Factor_that_does_not_fit_the_models_value_heads_is_exit_2_naming_the_key_and_writes_nothing()
+    {
+        // The golden adapter with layer 1's in_proj_qkv lora_B cut by one row: the V rows no longer hold nv heads.
+        var adapter = GgufFiles.GoldenAdapterWith("cut", _ => { });
+        var weights = Path.Combine(adapter, PeftAdapter.WeightsFileName);
+        string cutKey;
+        using (var peft = PeftAdapter.Load(Path.Combine(TestPaths.GoldenTiny, "adapter")))
+        {
+            var qkv = peft.Modules.Single(m => m.ModuleName.EndsWith("layers.1.linear_attn.in_proj_qkv", StringComparison.Ordinal));
+            cutKey = qkv.KeyB;
+            var tensors = peft.Modules.SelectMany(m => new[] { (m.KeyA, m.A), (m.KeyB, m == qkv ? m.B.narrow(0, 0, m.B.shape[0] - 1).contiguous() : m.B) }).ToList();
+            Qwen35.Models.SafeTensors.SafeTensorsWriter.Write(weights, tensors, Qwen35.Models.SafeTensors.SafeTensorsWriter.DefaultMetadata);
+        }
+        var dir = TestPaths.TempDir();
+        var (code, _, err) = GgufFiles.Run("gguf", "--model", TestPaths.GoldenTiny, "--adapter", adapter, "--lora-only", "--out", Path.Combine(dir, "a.gguf"));
+        Assert.That(code, Is.EqualTo(2));
+        Assert.That(err.Trim().Split('\n'), Has.Length.EqualTo(1));
+        Assert.That(err.Trim(), Does.StartWith($"gguf: error: {adapter}: \"{cutKey}\" has shape [127, 4], which does not fit"));
+        Assert.That(Files(dir), Is.Empty);
+    }
 }
