@@ -111,8 +111,9 @@ public class GgufCommandTests
         var path = Path.Combine(TestPaths.TempDir(), "tiny.gguf");
         var (code, stdout, err) = GgufFiles.Run("gguf", "--model", "builtin:tiny", "--out", path);
         Assert.That(code, Is.EqualTo(0), err);
-        Assert.That(stdout, Does.StartWith($"wrote {path}: 55 tensors, f32, "));
+        Assert.That(stdout, Does.StartWith($"wrote {path}: 55 tensors, f32, ").And.Contain(", no tokenizer"));
         var g = GgufReader.Open(path);
+        Assert.That(g.Metadata["tokenizer.ggml.model"].Value, Is.EqualTo("none"), "the built-in byte tokenizer has no GGUF form");
         Assert.That(g.Tensors.Select(t => t.Name), Does.Not.Contain("output.weight"), "tied: llama.cpp reuses token_embd");
         var ids = GgufFiles.Reference.Sequences[0];
         var expected = TrainerForward.Logits(Tied, ids);

@@ -16,7 +16,7 @@ public static class GgufCommand
 {
     public static Command Build()
     {
-        var session = new SessionFlags(adapter: true, tokenizer: false, dtypeDefault: "fp32");
+        var session = new SessionFlags(adapter: true, tokenizer: true, dtypeDefault: "fp32");
         session.Dtype.Description = "Dtype to load the base in (fp32 or bf16); the merge and every transform are computed in fp32";
         var output = new Option<FileInfo>("--out") { Description = "Output GGUF file", Required = true };
         var type = new Option<string>("--type")
@@ -59,8 +59,12 @@ public static class GgufCommand
         }
         using var log = CliLog.For("gguf", stderr);
         using var model = session.LoadModel(log);
-        var result = GgufModelExport.Export(model, outPath, type, name);
+        // A Hugging Face tokenizer (the model folder's or --tokenizer's) goes into the file so llama.cpp can take text;
+        // the built-in byte tokenizer of builtin:tiny has no GGUF form, so that file takes token ids only.
+        var tokenizerDir = session.TokenizerIfAny is Qwen35.Data.QwenTokenizer q ? Path.GetDirectoryName(q.Source) : null;
+        var result = GgufModelExport.Export(model, outPath, type, name, tokenizerDir);
         stdout.WriteLine($"wrote {result.Path}: {result.Tensors} tensors, {OptionNames.Name(type)}, {result.Bytes:N0} bytes" +
+                         (tokenizerDir is null ? ", no tokenizer" : $", tokenizer from {tokenizerDir}") +
                          (result.MergedAdapters > 0 ? $", {result.MergedAdapters} adapters from {session.AdapterDir} merged" : ""));
         return CliErrors.Ok;
     }

@@ -35,6 +35,14 @@ public sealed class GgufMetadata
         foreach (var v in values) w.Write(v);
     });
 
+    public GgufMetadata StringArray(string key, IReadOnlyList<string> values) => Add(key, w =>
+    {
+        w.Write((uint)GgufValueType.Array);
+        w.Write((uint)GgufValueType.String);
+        w.Write((ulong)values.Count);
+        foreach (var v in values) WriteString(w, v);
+    });
+
     GgufMetadata Add(string key, Action<BinaryWriter> write)
     {
         if (!_keys.Add(key)) throw new InvalidOperationException($"GGUF key {key} written twice");

@@ -10,8 +10,8 @@ public sealed record GgufExportResult(string Path, int Tensors, long Bytes, int 
 
 /// <summary>
 /// Writes a Qwen3.5 text model (adapters merged in) as one GGUF file that llama.cpp's <c>qwen35</c> architecture
-/// loads: the tensors of <see cref="Qwen35GgufTensors"/>, the metadata of <see cref="Metadata"/>, no tokenizer
-/// (<c>tokenizer.ggml.model = none</c>: llama.cpp fills dummy tokens and takes token ids). Streamed: the header is
+/// loads: the tensors of <see cref="Qwen35GgufTensors"/>, the metadata of <see cref="Metadata"/>, the tokenizer when a
+/// tokenizer folder is given (else <c>tokenizer.ggml.model = none</c>: llama.cpp fills dummy tokens and takes token ids). Streamed: the header is
 /// computed from the shapes, then each tensor is transformed, encoded and written on its own, through a temporary
 /// file renamed into place at the end, so a failure leaves no partial file.
 /// </summary>
@@ -39,11 +39,13 @@ public static class GgufModelExport
     }
 
     /// <summary>The model metadata of docs/gguf.md (architecture <c>qwen35</c>), types as llama.cpp's loader checks them.</summary>
-    public static GgufMetadata Metadata(Qwen35TextConfig c, GgufType type, string name)
+    /// <param name="tokenizerDir">A folder with tokenizer.json: its tokenizer goes in (<see cref="GgufTokenizerMetadata"/>);
+    /// null writes <c>tokenizer.ggml.model = none</c> (llama.cpp fills dummy tokens and takes token ids).</param>
+    public static GgufMetadata Metadata(Qwen35TextConfig c, GgufType type, string name, string? tokenizerDir = null)
     {
         const string a = "qwen35.";
         var sections = c.MropeSection.Concat(Enumerable.Repeat(0, 4)).Take(4).ToArray();
-        return new GgufMetadata()
+        var m = new GgufMetadata()
             .String("general.architecture", "qwen35")
             .String("general.type", "model")
             .String("general.name", name)
@@ -67,16 +69,16 @@ public static class GgufModelExport
             .U32(a + "ssm.state_size", (uint)c.LinearKeyHeadDim)
             .U32(a + "ssm.group_count", (uint)c.LinearNumKeyHeads)
             .U32(a + "ssm.time_step_rank", (uint)c.LinearNumValueHeads)
-            .U32(a + "ssm.inner_size", (uint)(c.LinearValueHeadDim * c.LinearNumValueHeads))
-            // No tokenizer in this file: llama.cpp then accepts token ids and fills dummy tokens (vocab_size above).
-            .String("tokenizer.ggml.model", "none");
+            .U32(a + "ssm.inner_size", (uint)(c.LinearValueHeadDim * c.LinearNumValueHeads));
+        // Without a tokenizer llama.cpp accepts token ids and fills dummy tokens (vocab_size above).
+        return tokenizerDir is null ? m.String("tokenizer.ggml.model", "none") : GgufTokenizerMetadata.AddTo(m, tokenizerDir, c.VocabSize);
     }
 
     /// <summary>
     /// Merges the model's unmerged adapters, writes the GGUF to <paramref name="outPath"/>, then unmerges them so the
     /// in-memory model is left as it was.
     /// </summary>
-    public static GgufExportResult Export(Qwen35ForCausalLM model, string outPath, GgufType type, string name)
+    public static GgufExportResult Export(Qwen35ForCausalLM model, string outPath, GgufType type, string name, string? tokenizerDir = null)
     {
         var c = model.Config;
         CheckSupported(c, name);
@@ -86,7 +88,7 @@ public static class GgufModelExport
         {
             var plans = Qwen35GgufTensors.Plan(model, type);
             var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
-            var metadata = Metadata(c, type, name);
+            var metadata = Metadata(c, type, name, tokenizerDir);
             var infos = plans.Select(p => p.Info).ToList();
             AtomicFile.Write(outPath, stream => GgufFileWriter.Write(stream, metadata, infos, (i, s) =>
             {
