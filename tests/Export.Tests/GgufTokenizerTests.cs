@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using LLama;
 using Qwen35.Data;
+using Qwen35.Export.Gguf;
 using Qwen35.Lora;
 using Qwen35.Models;
 using Qwen35.Models.Config;
@@ -108,5 +109,51 @@ public class GgufTokenizerTests
         Assert.That(weights.Tokenize(chat, false, true, Encoding.UTF8).Select(t => (int)t).ToArray(), Is.EqualTo(tk.Encode(chat)));
         Assert.That(compared, Is.EqualTo(45));
         Assert.That(differ, Is.EquivalentTo(NotNfc), "only the non-NFC strings may differ");
+    }
+
+    /// <summary>The fixture's folder with its Split regex replaced by <paramref name="regex"/> and, optionally, the shared
+    /// Qwen3.5 chat_template.jinja beside it; the metadata alone written to a GGUF (no tensors) and read back.</summary>
+    static GgufReader MetadataOf(string regex, bool jinja, out string dir)
+    {
+        dir = TestPaths.TempDir("qwen35-gguf-tok-variant");
+        var json = System.Text.Json.Nodes.JsonNode.Parse(System.IO.File.ReadAllText(Path.Combine(TokenizerDir, "tokenizer.json")))!;
+        var pattern = json["pre_tokenizer"]!["pretokenizers"]![0]!["pattern"]!;
+        Assert.That(pattern["Regex"]!.GetValue<string>(), Does.StartWith("(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+"), "the fixture holds Qwen3's regex");
+        pattern["Regex"] = regex;
+        System.IO.File.WriteAllText(Path.Combine(dir, "tokenizer.json"), json.ToJsonString());
+        System.IO.File.Copy(Path.Combine(TokenizerDir, "tokenizer_config.json"), Path.Combine(dir, "tokenizer_config.json"));
+        if (jinja) System.IO.File.Copy(TestPaths.RequireShared("fixtures", "tokenizer", "qwen3.5_chat_template.jinja"), Path.Combine(dir, "chat_template.jinja"));
+        var m = GgufModelExport.Metadata(Qwen35TextConfig.Tiny() with { VocabSize = VocabSize }, GgufType.F32, "m", dir);
+        var path = Path.Combine(dir, "meta.gguf");
+        using (var f = System.IO.File.Create(path)) GgufFileWriter.Write(f, m, [], (_, _) => { });
+        return GgufReader.Open(path);
+    }
+
+    [Test]
+    public void Qwen35_regex_gives_pre_qwen35_and_chat_template_jinja_wins_over_the_config()
+    {
+        const string qwen35Regex = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+        var g = MetadataOf(qwen35Regex, jinja: true, out var dir);
+        Assert.That(g.Metadata["tokenizer.ggml.pre"].Value, Is.EqualTo("qwen35"));
+        // llama.cpp's qwen35 pre-tokenizer (vocabulary only: the file has no tensors) splits as QwenTokenizer does with
+        // that regex: the strings with combining marks are where qwen2 and qwen35 differ.
+        var tk = QwenTokenizer.FromFolder(dir);
+        using var weights = LLamaWeights.LoadFromFile(new LLama.Common.ModelParams(g.Path) { VocabOnly = true, GpuLayerCount = 0 });
+        using var cases = JsonDocument.Parse(System.IO.File.ReadAllBytes(TestPaths.RequireShared("fixtures", "tokenizer", "cases.json")));
+        var differ = cases.RootElement.GetProperty("cases").EnumerateArray()
+            .Where(c => !weights.Tokenize(c.GetProperty("text").GetString()!, false, true, Encoding.UTF8).Select(t => (int)t)
+                .SequenceEqual(tk.Encode(c.GetProperty("text").GetString()!)))
+            .Select(c => c.GetProperty("id").GetString()).ToList();
+        Assert.That(differ, Is.EquivalentTo(NotNfc), "only the non-NFC strings may differ");
+        Assert.That(g.Metadata["tokenizer.chat_template"].Value,
+            Is.EqualTo(System.IO.File.ReadAllText(TestPaths.RequireShared("fixtures", "tokenizer", "qwen3.5_chat_template.jinja"))));
+    }
+
+    [Test]
+    public void A_regex_llama_cpp_does_not_know_is_refused_naming_the_file()
+    {
+        string? dir = null;
+        var e = Assert.Throws<UserInputException>(() => MetadataOf(@"\w+|\s+", jinja: false, out dir));
+        Assert.That(e!.Message, Does.StartWith(Path.Combine(dir!, "tokenizer.json") + @": pre_tokenizer Split regex '\w+|\s+' is neither Qwen3's nor Qwen3.5's"));
     }
 }

@@ -13,9 +13,14 @@ namespace Qwen35.Export.Gguf;
 /// strings and merge list in file order, which the tokenizer keeps inside Microsoft.ML.Tokenizers.</remarks>
 public static class GgufTokenizerMetadata
 {
-    /// <summary>Qwen2/Qwen3's Split regex; llama.cpp knows it as pre-tokenizer <c>qwen2</c>. Any other regex is taken as
-    /// Qwen3.5's (<c>qwen35</c>).</summary>
-    const string Qwen2Regex = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    /// <summary>The Split regexes llama.cpp implements, by its pre-tokenizer name: Qwen2/Qwen3's, and Qwen3.5's (combining
+    /// marks grouped with letters; ../shared/docs/qwen35-architecture.md). Any other regex is refused: llama.cpp would
+    /// split the text differently from the trainer.</summary>
+    static readonly Dictionary<string, string> PreByRegex = new(StringComparer.Ordinal)
+    {
+        [@"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"] = "qwen2",
+        [@"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"] = "qwen35",
+    };
 
     // llama.cpp's llama_token_type values.
     const int Normal = 1, Control = 3, UserDefined = 4, Unused = 5;
@@ -71,7 +76,8 @@ public static class GgufTokenizerMetadata
         }
 
         m.String("tokenizer.ggml.model", "gpt2")
-         .String("tokenizer.ggml.pre", SplitRegex(root) == Qwen2Regex ? "qwen2" : "qwen35")
+         .String("tokenizer.ggml.pre", PreByRegex.TryGetValue(SplitRegex(root) ?? "", out var pre) ? pre
+             : throw new UserInputException($"{jsonPath}: pre_tokenizer Split regex '{SplitRegex(root)}' is neither Qwen3's nor Qwen3.5's; llama.cpp has no matching pre-tokenizer, so no GGUF tokenizer can be written"))
          .StringArray("tokenizer.ggml.tokens", tokens!)
          .I32Array("tokenizer.ggml.token_type", types)
          .StringArray("tokenizer.ggml.merges", merges);
