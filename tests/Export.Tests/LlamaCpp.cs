@@ -8,7 +8,7 @@ namespace Qwen35.Export.Tests;
 /// Runs a GGUF file in the real llama.cpp (the CPU build LLamaSharp.Backend.Cpu 0.30.0 bundles) the way
 /// ../shared/docs/gguf.md measured it: no GPU layers, an F32 KV cache and flash attention off (with llama.cpp's
 /// defaults, an F16 cache and auto flash attention, the logits move by 2e-4 and the 1e-4 bound does not hold).
-/// Token ids go in directly: the exported files carry no tokenizer.
+/// Token ids go in directly (the golden and builtin files carry no tokenizer; GgufTokenizerTests tokenizes text).
 /// </summary>
 static class LlamaCpp
 {
