@@ -138,7 +138,9 @@ public sealed class QwenTokenizer : ITokenizer
         return new QwenTokenizer(bpe, normalizer, pre, vocab, added, endOfTurn, pad, stops, src);
     }
 
-    static string? TokenString(JsonElement cfg, string key)
+    /// <summary>A special-token entry of tokenizer_config.json (<c>eos_token</c>, <c>pad_token</c>, …): a string, or an
+    /// object with <c>content</c>; null when absent. Shared with the GGUF exporter, which reads the same file.</summary>
+    public static string? TokenString(JsonElement cfg, string key)
     {
         if (!cfg.TryGetProperty(key, out var v)) return null;
         return v.ValueKind switch

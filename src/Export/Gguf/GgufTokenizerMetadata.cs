@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Qwen35.Data;
 
 namespace Qwen35.Export.Gguf;
 
@@ -86,7 +87,7 @@ public static class GgufTokenizerMetadata
         if (cfg != null)
         {
             foreach (var (key, ggufKey) in new[] { ("eos_token", "tokenizer.ggml.eos_token_id"), ("pad_token", "tokenizer.ggml.padding_token_id"), ("bos_token", "tokenizer.ggml.bos_token_id") })
-                if (TokenString(cfg.RootElement, key) is { } t)
+                if (QwenTokenizer.TokenString(cfg.RootElement, key) is { } t)
                     m.U32(ggufKey, ids.TryGetValue(t, out var id) ? (uint)id
                         : throw new UserInputException($"{configPath}: {key} '{t}' is not a token of {jsonPath}"));
             if (cfg.RootElement.TryGetProperty("chat_template", out var ct) && ct.ValueKind == JsonValueKind.String)
@@ -109,17 +110,6 @@ public static class GgufTokenizerMetadata
                 && p.TryGetProperty("pattern", out var pat) && pat.TryGetProperty("Regex", out var r))
                 return r.GetString();
         return null;
-    }
-
-    static string? TokenString(JsonElement cfg, string key)
-    {
-        if (!cfg.TryGetProperty(key, out var v)) return null;
-        return v.ValueKind switch
-        {
-            JsonValueKind.String => v.GetString(),
-            JsonValueKind.Object when v.TryGetProperty("content", out var c) => c.GetString(),
-            _ => null,
-        };
     }
 
     static JsonElement Get(JsonElement e, string key, string src) =>
