@@ -186,8 +186,8 @@ public static class MergedModelExport
     static void DeleteQuietly(string dir)
     {
         try { if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true); }
-        catch (IOException) { /* best effort: the export's own outcome matters more */ }
-        catch (UnauthorizedAccessException) { }
+        // Best effort: the export's own outcome (or its original error) matters more than a leftover temporary folder.
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
     /// <summary>Copies every top-level file of the source that is not checkpoint data (config, tokenizer, template…)

@@ -41,12 +41,12 @@ public static class RecipeLoader
         }
         catch (YamlException e)
         {
-            throw new RecipeException(source, [new RecipeProblem($"{source} line {SyntaxErrorLine(yaml, e.Start.Line)}", "(syntax)", SyntaxMessage(e))]);
+            throw new RecipeException(source, [new RecipeProblem($"{source} line {SyntaxErrorLine(yaml, e.Start.Line, unclosedFlow: SyntaxMessage(e).Contains("flow", StringComparison.Ordinal))}", "(syntax)", SyntaxMessage(e))]);
         }
         catch (InvalidOperationException)
         {
             // YamlDotNet's scanner throws this (not a YamlException) for some unterminated constructs, e.g. `[16`.
-            throw new RecipeException(source, [new RecipeProblem($"{source} line {SyntaxErrorLine(yaml, 0)}", "(syntax)",
+            throw new RecipeException(source, [new RecipeProblem($"{source} line {SyntaxErrorLine(yaml, 0, unclosedFlow: true)}", "(syntax)",
                 "the YAML is not well-formed here (an unclosed [ or { or quote?)")]);
         }
 
@@ -93,15 +93,16 @@ public static class RecipeLoader
     /// <summary>
     /// The 1-based line of a syntax error. YAML forbids tabs in indentation, and YamlDotNet reports that (and an
     /// unclosed flow collection) where its scanner gave up, which can be a line before the tab or the end of the
-    /// file; so a line indented with a tab, else the first line with an unclosed bracket, else the reported line.
+    /// file; so a line indented with a tab (always an error in YAML), else, for an unclosed flow collection, the first
+    /// line with an unclosed bracket, else the reported line.
     /// </summary>
-    static long SyntaxErrorLine(string yaml, long reported)
+    static long SyntaxErrorLine(string yaml, long reported, bool unclosedFlow)
     {
         var lines = yaml.Split('\n');
         for (var i = 0; i < lines.Length; i++)
             if (lines[i].Length > lines[i].TrimStart().Length && lines[i][..(lines[i].Length - lines[i].TrimStart().Length)].Contains('\t'))
                 return i + 1;
-        for (var i = 0; i < lines.Length; i++)
+        for (var i = 0; unclosedFlow && i < lines.Length; i++)
         {
             var text = lines[i].Split('#')[0];
             if (text.Count(c => c == '[') > text.Count(c => c == ']') || text.Count(c => c == '{') > text.Count(c => c == '}'))
