@@ -214,19 +214,17 @@ public static class InspectCommand
             Line($"  layers: {pattern} ({pattern.Count(x => x == 'L')} linear, {pattern.Count(x => x == 'F')} full)");
             Line($"  parameters: {Num(p["total"])} in {p["tensors"]} tensors (" +
                  string.Join(", ", Props(p["by_module_type"]).Select(kv => $"{kv.Key} {Num(kv.Value)}")) + ")");
-            if (c is null)
+            if (c is null) Line("  checkpoint: none (built in: weights are drawn from a seed when a verb loads it)");
+            else
             {
-                Line("  checkpoint: none (built in: weights are drawn from a seed when a verb loads it)");
-                goto adapter;
+                var files = c["files"]!.GetValue<int>();
+                Line($"  checkpoint: {Count(files, "file")}, {c["layout"]} layout, {c["tensors"]} tensors ({c["text_tensors"]} text)");
+                Line($"  dtypes: {string.Join(", ", Props(c["dtypes"]).Select(kv => $"{kv.Key} {kv.Value}"))}");
+                var skipped = Props(c["skipped"]).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key} {kv.Value}").ToList();
+                Line($"  skipped: {(skipped.Count == 0 ? "none" : string.Join(", ", skipped))}");
+                Line($"  problem: {c["problem"]?.GetValue<string>() ?? "none"}");
             }
-            var files = c["files"]!.GetValue<int>();
-            Line($"  checkpoint: {Count(files, "file")}, {c["layout"]} layout, {c["tensors"]} tensors ({c["text_tensors"]} text)");
-            Line($"  dtypes: {string.Join(", ", Props(c["dtypes"]).Select(kv => $"{kv.Key} {kv.Value}"))}");
-            var skipped = Props(c["skipped"]).OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => $"{kv.Key} {kv.Value}").ToList();
-            Line($"  skipped: {(skipped.Count == 0 ? "none" : string.Join(", ", skipped))}");
-            Line($"  problem: {c["problem"]?.GetValue<string>() ?? "none"}");
         }
-        adapter:
         if (result["adapter"] is JsonObject a)
         {
             Line($"adapter: {a["path"]}");
