@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Qwen35.Data;
+using Qwen35.Distributed;
 using Qwen35.Lora;
 using Qwen35.Models;
 using Qwen35.Training.Checkpointing;
@@ -35,6 +36,7 @@ public sealed class SftTrainer : IDisposable
     List<(string Name, Parameter Param)> _trainable = [];
     OutputDirectory? _output;
     OutputMode _mode;
+    ICommunicator _comm = SingleProcess.Instance;
 
     /// <param name="recipe">A validated recipe.</param>
     /// <param name="baseDir">Folder that relative input paths of the recipe resolve against.</param>
@@ -48,6 +50,12 @@ public sealed class SftTrainer : IDisposable
 
     /// <summary>train.log.jsonl of the run, opened once output_dir exists (null: the logger handles files itself).</summary>
     public RunLogFile? LogFile { get; init; }
+
+    /// <summary>This process's place in a multi-process job (<c>mpirun</c>, <c>srun</c>), or null for a single process.
+    /// Each rank takes cuda:LOCAL_RANK for a recipe's <c>cuda</c>, and grad_accum is per process (docs/distributed.md).</summary>
+    public LaunchInfo? Launch { get; init; }
+
+    int WorldSize => Launch?.WorldSize ?? 1;
 
     /// <summary>Called after every optimizer step (progress bars).</summary>
     public Action<StepReport>? OnStep { get; set; }
@@ -70,7 +78,9 @@ public sealed class SftTrainer : IDisposable
 
         // 2. Session: model folder or builtin, tokenizer, dtype, device, threads, resolved once (see Session).
         // Seeding before the model makes random weights and LoRA init repeatable.
-        var session = Session.Open(r.SessionOptions, _baseDir);
+        var session = Session.Open(r.SessionOptions with { Device = Launch?.DeviceFor(r.Device) ?? r.Device }, _baseDir);
+        if (Launch is { } launch)
+            _log.Information("rank {Rank} of {World} ({Launcher}): device {Device}", launch.Rank, launch.WorldSize, launch.Launcher, session.Device);
         torch.manual_seed(r.Schedule.Seed);
         if (session.Device.type == DeviceType.CUDA) torch.backends.cuda.matmul.allow_tf32 = true;
 
@@ -93,8 +103,8 @@ public sealed class SftTrainer : IDisposable
             eps: s.Eps, weight_decay: s.WeightDecay);
 
         // 7. Schedule: total steps from max_steps or epochs × steps per epoch; warm-up from steps or ratio.
-        TotalSteps = s.MaxSteps ?? TrainLoop.StepsFor(_data, s.Epochs, s.GradAccum);
-        var stepsPerEpoch = TrainLoop.StepsPerEpoch(_data.Count(0), s.GradAccum);
+        TotalSteps = s.MaxSteps ?? TrainLoop.StepsFor(_data, s.Epochs, s.GradAccum * WorldSize);
+        var stepsPerEpoch = TrainLoop.StepsPerEpoch(_data.Count(0), s.GradAccum * WorldSize);
         _log.Information("schedule: {Steps} optimizer steps ({PerEpoch} per epoch), {Micro} micro-batches of {Rows} rows x grad_accum {GA}, lr {Lr} {Kind}, warmup {Warmup}",
             TotalSteps, stepsPerEpoch, _data.Count(0), s.MicroBatchSize, s.GradAccum, s.LearningRate, OptionNames.Name(s.LrScheduler),
             s.WarmupFor(TotalSteps));
@@ -136,17 +146,39 @@ public sealed class SftTrainer : IDisposable
             _log.Information("resume: {Dir} at step {Step}/{Total} (epoch {Epoch}, micro-batch {Pos})", dir, state.Step, TotalSteps, state.Epoch, state.MicroBatchInEpoch);
         }
 
-        // Setup (resume state included) succeeded: now output_dir is cleaned (--overwrite), created, and receives the
-        // log and the exact recipe.
-        _output!.Begin();
-        LogFile?.Open(Path.Combine(r.OutputDir, "train.log.jsonl"));
-        AtomicFile.WriteAllText(Path.Combine(r.OutputDir, "recipe.yaml"), RecipeLoader.ToYaml(r));
+        // Several processes: join the job now that every rank's setup succeeded (bad input stops each rank alike before
+        // this point), and wait until every rank has checked output_dir before rank 0 starts writing into it.
+        _comm = Communicators.Create(Launch, _model!.LmHeadWeight.device, note => _log.Warning("{Note}", note));
+        _comm.Barrier();
+        if (_comm.WorldSize > 1) _log.Information("data parallel: {World} processes, collectives over {Backend}", _comm.WorldSize, _comm.Backend);
 
-        var loop = new TrainLoop(_model!, _trainable, _optimizer!, _data!, _data!.EvalBatches, _data.Categories, options, _log, SaveAdapter)
+        // Setup (resume state included) succeeded: now output_dir is cleaned (--overwrite), created, and receives the
+        // log and the exact recipe. Rank 0 is the one writer.
+        if (_comm.IsWriter)
+        {
+            _output!.Begin();
+            LogFile?.Open(Path.Combine(r.OutputDir, "train.log.jsonl"));
+            AtomicFile.WriteAllText(Path.Combine(r.OutputDir, "recipe.yaml"), RecipeLoader.ToYaml(r));
+        }
+
+        var loop = new TrainLoop(_model!, _trainable, _optimizer!, _data!, _data!.EvalBatches, _data.Categories, options, _log, SaveAdapter, _comm)
         {
             OnStep = OnStep,
         };
-        var result = loop.Run(state, stopAfterStep, stop);
+        TrainResult result;
+        try
+        {
+            result = loop.Run(state, stopAfterStep, stop);
+        }
+        catch (Exception e) when (_comm.WorldSize > 1)
+        {
+            // The other ranks would wait for this one in their next collective: say which rank failed and why, then end
+            // the whole job (MPI_Abort; mpirun reports the exit code).
+            _log.Fatal("rank {Rank} of {World} failed: {Error}; ending the job", _comm.Rank, _comm.WorldSize, e.Message);
+            _comm.Abort(e is UserInputException ? 2 : 3);
+            throw;
+        }
+        if (!_comm.IsWriter) return new TrainRunResult(result, null, null, null, wall.Elapsed.TotalSeconds);
 
         var losses = result.History.Where(h => h.Loss is not null).Select(h => h.Loss!.Value).ToList();
         double? first = losses.Count > 0 ? losses[0] : null, last = losses.Count > 0 ? losses[^1] : null;
@@ -209,6 +241,7 @@ public sealed class SftTrainer : IDisposable
 
     public void Dispose()
     {
+        _comm.Dispose();
         _optimizer?.Dispose();
         _model?.Dispose();
     }

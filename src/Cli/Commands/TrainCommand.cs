@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Qwen35.Data;
+using Qwen35.Distributed;
 using Qwen35.Lora;
 using Qwen35.Training;
 using Qwen35.Training.Loop;
@@ -78,7 +79,11 @@ public static class TrainCommand
     static int Run(ParseResult pr, TrainOptions o)
     {
         string? outputDir = null;
-        return CliErrors.Run("train", pr.InvocationConfiguration.Error, () =>
+        // Under mpirun/srun: rank 0 speaks for the job; the other ranks only report failures of their own (bad input is
+        // the same on every rank, so rank 0's line says it once).
+        var launch = LaunchInfo.FromEnvironment();
+        var errors = launch is { Rank: > 0 } ? new RankErrorWriter(pr.InvocationConfiguration.Error, launch.Rank) : pr.InvocationConfiguration.Error;
+        return CliErrors.Run("train", errors, () =>
         {
             var resolved = RecipeResolver.Resolve(pr.GetValue(o.Recipe)!);
             var recipe = RecipeLoader.Parse(resolved.Text, resolved.Source, pr.GetValue(o.Set) ?? []);
@@ -91,15 +96,15 @@ public static class TrainCommand
 
             var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
             // Spectre draws nothing when stderr is not a terminal; then the periodic log lines are the progress.
-            var bar = !pr.GetValue(o.NoProgress) && !Console.IsErrorRedirected && console.Profile.Capabilities.Interactive;
+            var bar = !pr.GetValue(o.NoProgress) && !Console.IsErrorRedirected && console.Profile.Capabilities.Interactive && launch is not { Rank: > 0 };
             // train.log.jsonl waits in memory until output_dir exists (created only once setup succeeded).
             using var logFile = new RunLogFile();
-            using var log = TrainLogging.CreateDeferred(logFile, bar ? LogEventLevel.Warning : LogEventLevel.Information);
+            using var log = TrainLogging.CreateDeferred(logFile, bar || launch is { Rank: > 0 } ? LogEventLevel.Warning : LogEventLevel.Information);
             using var interrupt = new TrainInterrupt();
             // Ctrl-C wiring, and the cursor shown again on every way out of here (Spectre hides it while drawing).
             using var ctrlC = new CtrlC(interrupt, bar ? console : null);
             log.Information("recipe {Source} (hash {Hash}) -> {Output}", resolved.Source, RecipeLoader.Hash(recipe), recipe.OutputDir);
-            using var trainer = new SftTrainer(recipe, resolved.BaseDir, log) { LogFile = logFile };
+            using var trainer = new SftTrainer(recipe, resolved.BaseDir, log) { LogFile = logFile, Launch = launch };
             trainer.Setup(mode);
 
             TrainRunResult result;
@@ -121,6 +126,7 @@ public static class TrainCommand
             }
             else result = trainer.Run(resume, stop: interrupt.Token);
 
+            if (launch is { Rank: > 0 }) return result.Loop.Interrupted ? CliErrors.Interrupted : CliErrors.Ok;
             if (result.Loop.Interrupted)
             {
                 Console.WriteLine($"output: {Path.GetFullPath(recipe.OutputDir)}");

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Qwen35.Distributed;
 using Qwen35.Models;
 using Qwen35.Training.Checkpointing;
 using Qwen35.Training.Observability;
@@ -66,8 +67,13 @@ public sealed class TrainLoop(
     IReadOnlyList<string> categories,
     TrainLoopOptions options,
     ILogger log,
-    Action<string> saveAdapter)
+    Action<string> saveAdapter,
+    ICommunicator? communicator = null)
 {
+    // Data parallelism (docs/distributed.md): every rank runs this same loop on its share of each optimizer step's
+    // micro-batches; one process is the world of one, where every collective is the identity.
+    readonly ICommunicator comm = communicator ?? SingleProcess.Instance;
+
     /// <summary>Called after every optimizer step (e.g. to advance a progress bar).</summary>
     public Action<StepReport>? OnStep { get; set; }
 
@@ -93,9 +99,14 @@ public sealed class TrainLoop(
         var device = model.LmHeadWeight.device;
         var store = new CheckpointStore(options.OutputDir, options.KeepLast);
         var state = resumeFrom ?? new TrainerState { Seed = options.Seed, RecipeHash = options.RecipeHash };
-        using var metrics = new MetricsWriter(Path.Combine(options.OutputDir, "metrics.jsonl"), resumeFrom?.Step);
+        // Rank 0 is the one writer; the other ranks keep the history in memory only.
+        using var metrics = new MetricsWriter(comm.IsWriter ? Path.Combine(options.OutputDir, "metrics.jsonl") : null, resumeFrom?.Step);
         var clock = Stopwatch.StartNew();
         if (data.Count(0) == 0) throw new InvalidOperationException("no training micro-batches");
+        if (data.Count(0) < comm.WorldSize)
+            throw new UserInputException($"the training data makes {data.Count(0)} micro-batches per epoch, fewer than the {comm.WorldSize} processes of this job; use fewer processes or more data");
+        // grad_accum is per process (as in Hugging Face and torchrun): a step takes grad_accum x world size micro-batches.
+        var accum = options.GradAccum * comm.WorldSize;
         var parameters = trainable.Select(p => p.Param).ToList();
         long windowTokens = 0;
         var windowClock = Stopwatch.StartNew();
@@ -104,11 +115,11 @@ public sealed class TrainLoop(
 
         while (state.Step < options.TotalSteps && (stopAfterStep is null || state.Step < stopAfterStep))
         {
-            if (stop.IsCancellationRequested)
+            if (StopRequested(stop))
             {
                 // Between optimizer steps: the last one is complete, so a checkpoint here resumes exactly. A run that
                 // has not finished a step since it started (or resumed) has nothing new to save.
-                if (savedAt is null && state.Step > (resumeFrom?.Step ?? 0))
+                if (savedAt is null && state.Step > (resumeFrom?.Step ?? 0) && comm.IsWriter)
                 {
                     savedAt = store.Save(state, trainable, optimizer, saveAdapter);
                     log.Information("checkpoint {Dir}", savedAt);
@@ -121,14 +132,14 @@ public sealed class TrainLoop(
             // no full group left (its order is re-derived from the epoch number, so resume needs only the position).
             var epoch = state.Epoch;
             var pos = state.MicroBatchInEpoch;
-            var groupSize = GroupSize(data.Count(epoch), options.GradAccum);
-            if (pos / groupSize >= StepsPerEpoch(data.Count(epoch), options.GradAccum))
+            var groupSize = GroupSize(data.Count(epoch), accum);
+            if (pos / groupSize >= StepsPerEpoch(data.Count(epoch), accum))
             {
                 epoch++;
                 pos = 0;
-                groupSize = GroupSize(data.Count(epoch), options.GradAccum);
+                groupSize = GroupSize(data.Count(epoch), accum);
             }
-            var stepsPerEpoch = StepsPerEpoch(data.Count(epoch), options.GradAccum);
+            var stepsPerEpoch = StepsPerEpoch(data.Count(epoch), accum);
             var group = Enumerable.Range(pos, groupSize).Select(i => data.Get(epoch, i)).ToList();
 
             var (loss, gradNorm, skipped, empty) = Step(state.Step, group, parameters, device);
@@ -157,7 +168,7 @@ public sealed class TrainLoop(
 
             var isLast = state.Step == options.TotalSteps;
             var doEval = evalBatches.Count > 0 && (isLast || (options.EvalEvery > 0 && state.Step % options.EvalEvery == 0));
-            EvalResult? eval = doEval ? Evaluate(model, evalBatches, categories, options.ChunkRows) : null;
+            EvalResult? eval = doEval ? Evaluate(model, evalBatches, categories, options.ChunkRows, comm) : null;
             if (eval != null) lastEval = eval;
             if (doEval || isLast || state.Step % options.LogEvery == 0)
             {
@@ -193,7 +204,7 @@ public sealed class TrainLoop(
                     $"eval loss is {eval.Loss} at step {state.Step} (the run diverged; lower schedule.learning_rate or check the data)");
             OnStep?.Invoke(new StepReport(state.Step, options.TotalSteps, loss, options.Schedule.At(state.Step - 1), gradNorm, skipped, state.ElapsedSeconds));
 
-            if (options.SaveEvery > 0 && state.Step % options.SaveEvery == 0)
+            if (options.SaveEvery > 0 && state.Step % options.SaveEvery == 0 && comm.IsWriter)
             {
                 savedAt = store.Save(state, trainable, optimizer, saveAdapter);
                 log.Information("checkpoint {Dir}", savedAt);
@@ -220,16 +231,22 @@ public sealed class TrainLoop(
             // Upload every micro-batch of the step first: a copy from pageable host memory waits for the device
             // (cudaMemcpy semantics), so uploading between micro-batches would stall after each backward. Here the
             // device is idle anyway (the previous step ended with its read-back). The tensors are a few KB per row.
-            var uploaded = group.Select(b => b.ToTensors(device)).ToList();
-            for (var i = 0; i < group.Count; i++)
+            // This rank's share: micro-batches rank, rank + world, ... of the step (all of them on one process). The
+            // dropout seed follows the micro-batch's place in the whole step, so the share does not change it.
+            var mine = Enumerable.Range(0, group.Count).Where(i => i % comm.WorldSize == comm.Rank).ToList();
+            var uploaded = mine.Select(i => group[i].ToTensors(device)).ToList();
+            for (var k = 0; k < mine.Count; k++)
             {
                 using var scope = NewDisposeScope();   // everything a micro-batch allocates dies here
-                var tensors = uploaded[i];
-                var dropoutSeed = unchecked(options.Seed * 7_919 + step * 131L + i);
+                var tensors = uploaded[k];
+                var dropoutSeed = unchecked(options.Seed * 7_919 + step * 131L + mine[k]);
                 using var sum = LossComputation.ForwardBackwardOnDevice(model, tensors, 1.0 / total, options.ActivationCheckpointing,
                     dropoutSeed, options.ChunkRows);
                 lossSum.add_(sum);
             }
+            // The sums over all ranks: the gradients in one flat buffer, once per optimizer step, then the loss.
+            GradientSync.AllReduce(parameters, comm);
+            comm.AllReduceSum(lossSum);
             // Clip on the device (the norm before clipping is returned); max_norm 0 means "measure only".
             var maxNorm = options.MaxGradNorm > 0 ? options.MaxGradNorm : double.MaxValue;
             var norm = GradientClipping.ClipOnDevice(parameters, maxNorm)?.to(ScalarType.Float64)
@@ -250,6 +267,17 @@ public sealed class TrainLoop(
         return (loss, gradNorm, skipped, false);
     }
 
+    /// <summary>Ctrl-C on any rank stops every rank after the same step (mpirun forwards the signal, but each process
+    /// could see it between different steps; a rank that left the loop alone would stall the others' collectives).</summary>
+    bool StopRequested(CancellationToken stop)
+    {
+        if (comm.WorldSize == 1) return stop.IsCancellationRequested;
+        using var scope = NewDisposeScope();
+        var flag = tensor(new long[] { stop.IsCancellationRequested ? 1 : 0 });
+        comm.AllReduceSum(flag);
+        return flag.data<long>()[0] > 0;
+    }
+
     /// <summary>Zeroes gradients in place. (AdamW.zero_grad leaves one tensor wrapper per parameter alive per call,
     /// which the flat-memory test catches; a dispose scope around our own loop releases them.)</summary>
     static void ZeroGrads(List<Parameter> parameters)
@@ -258,10 +286,13 @@ public sealed class TrainLoop(
         foreach (var p in parameters) p.grad?.zero_();
     }
 
-    /// <summary>Token-mean loss over the evaluation batches, overall and per category (no gradients, no dropout).</summary>
+    /// <summary>Token-mean loss over the evaluation batches, overall and per category (no gradients, no dropout).
+    /// <paramref name="comm"/>: on several processes each rank evaluates batches rank, rank + world, ... and the sums
+    /// are all-reduced, so every rank returns the result of the whole set.</summary>
     public static EvalResult Evaluate(Qwen35ForCausalLM model, IReadOnlyList<MicroBatch> batches, IReadOnlyList<string> categories,
-        int chunkRows = 1024)
+        int chunkRows = 1024, ICommunicator? comm = null)
     {
+        comm ??= SingleProcess.Instance;
         var wasTraining = model.training;
         model.eval();
         var device = model.LmHeadWeight.device;
@@ -270,7 +301,7 @@ public sealed class TrainLoop(
         try
         {
             using var noGrad = no_grad();
-            foreach (var batch in batches)
+            foreach (var batch in batches.Where((_, i) => i % comm.WorldSize == comm.Rank))
             {
                 using var scope = NewDisposeScope();
                 var t = batch.ToTensors(device);
@@ -291,6 +322,16 @@ public sealed class TrainLoop(
         finally
         {
             model.train(wasTraining);
+        }
+        if (comm.WorldSize > 1)
+        {
+            using var scope = NewDisposeScope();
+            var s = tensor(sums);
+            var c = tensor(counts);
+            comm.AllReduceSum(s);
+            comm.AllReduceSum(c);
+            s.data<double>().CopyTo(sums);
+            c.data<long>().CopyTo(counts);
         }
         var byCategory = new SortedDictionary<string, double>(StringComparer.Ordinal);
         for (var c = 0; c < categories.Count; c++)

@@ -32,15 +32,17 @@ public sealed class MetricsWriter : IDisposable
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
-    readonly StreamWriter _writer;
-    public string Path { get; }
+    readonly StreamWriter? _writer;
+    public string? Path { get; }
     public List<MetricsRecord> History { get; } = [];
 
     /// <summary>Opens the file; when resuming at <paramref name="keepUpToStep"/>, lines after that step are dropped
-    /// so the resumed run's lines continue the curve without duplicates.</summary>
-    public MetricsWriter(string path, int? keepUpToStep = null)
+    /// so the resumed run's lines continue the curve without duplicates. A null path keeps the history in memory only
+    /// (the ranks of a multi-process job other than the writer).</summary>
+    public MetricsWriter(string? path, int? keepUpToStep = null)
     {
         Path = path;
+        if (path is null) return;
         if (keepUpToStep is { } keep && File.Exists(path))
         {
             History.AddRange(Read(path).Where(r => r.Step <= keep));
@@ -56,12 +58,12 @@ public sealed class MetricsWriter : IDisposable
     public void Write(MetricsRecord record)
     {
         History.Add(record);
-        _writer.WriteLine(JsonSerializer.Serialize(record, Json));
-        _writer.Flush();
+        _writer?.WriteLine(JsonSerializer.Serialize(record, Json));
+        _writer?.Flush();
     }
 
     public static List<MetricsRecord> Read(string path) =>
         File.ReadLines(path).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<MetricsRecord>(l, Json)!).ToList();
 
-    public void Dispose() => _writer.Dispose();
+    public void Dispose() => _writer?.Dispose();
 }
