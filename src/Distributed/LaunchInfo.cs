@@ -8,8 +8,9 @@ namespace Qwen35.Distributed;
 /// </summary>
 public sealed record LaunchInfo(int Rank, int WorldSize, int LocalRank, string Launcher)
 {
-    /// <summary>The launch of this process, or null when no launcher started it (or it started a single process):
-    /// then the trainer runs exactly as a plain single process.</summary>
+    /// <summary>The launch of this process, or null when no launcher started it: then the trainer runs exactly as a plain
+    /// single process. <c>mpirun -np 1</c> is a launch (a world of one that runs the MPI and NCCL code paths); a Slurm
+    /// job step of one task is not (every batch job has SLURM_PROCID=0, SLURM_NTASKS=1).</summary>
     public static LaunchInfo? FromEnvironment() => From(name => Environment.GetEnvironmentVariable(name));
 
     /// <summary><see cref="FromEnvironment"/> over any variable lookup (tests).</summary>
@@ -19,7 +20,7 @@ public sealed record LaunchInfo(int Rank, int WorldSize, int LocalRank, string L
         var info = Read(env, "mpirun", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK")
                    ?? Read(env, "srun", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID")
                    ?? Read(env, "pmi", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID");
-        return info is { WorldSize: > 1 } ? info : null;
+        return info is { WorldSize: > 1 } or { Launcher: "mpirun" } ? info : null;
     }
 
     static LaunchInfo? Read(Func<string, string?> env, string launcher, string rankVar, string sizeVar, string localVar)

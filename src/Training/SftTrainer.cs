@@ -57,6 +57,9 @@ public sealed class SftTrainer : IDisposable
 
     int WorldSize => Launch?.WorldSize ?? 1;
 
+    /// <summary>The device the model was placed on (known after <see cref="Setup"/>).</summary>
+    public string? Device => _model?.LmHeadWeight.device.ToString();
+
     /// <summary>Called after every optimizer step (progress bars).</summary>
     public Action<StepReport>? OnStep { get; set; }
 

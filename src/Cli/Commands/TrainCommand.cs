@@ -106,6 +106,8 @@ public static class TrainCommand
             log.Information("recipe {Source} (hash {Hash}) -> {Output}", resolved.Source, RecipeLoader.Hash(recipe), recipe.OutputDir);
             using var trainer = new SftTrainer(recipe, resolved.BaseDir, log) { LogFile = logFile, Launch = launch };
             trainer.Setup(mode);
+            // Every rank says where it runs (rank 0 in its log; the others through their `rank N:` stderr).
+            if (launch is { Rank: > 0 }) errors.WriteLine($"device {trainer.Device}");
 
             TrainRunResult result;
             if (bar)
