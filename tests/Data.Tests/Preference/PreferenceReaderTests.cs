@@ -82,6 +82,11 @@ public class PreferenceReaderTests
         }), "only the first maxReportedErrors are kept, in file order");
         Assert.That(read.Files.Single().BadRows, Is.EqualTo(3));
         Assert.That(read.TotalRows, Is.EqualTo(5));
+
+        // The recipe's options (data.on_bad_row) select the same policy.
+        var viaOptions = PreferenceReader.Read(path, new DataOptions { OnBadRow = BadRowPolicy.Skip }.ReadOptions());
+        Assert.That((viaOptions.Count, viaOptions.ErrorCount), Is.EqualTo((2, 3L)));
+        Assert.Throws<DatasetRowException>(() => PreferenceReader.Read(path, new DataOptions().ReadOptions()), "the default policy fails");
     }
 
     [Test]
