@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Qwen35.Data;
+using Qwen35.Data.Preference;
 using Qwen35.Training;
 using Qwen35.Training.Recipes;
 
@@ -33,14 +34,17 @@ static class DataCommands
         var tokOpt = TokenizerOption("Also tokenize (\"builtin\" or a tokenizer folder) and report token lengths.");
         var jsonOpt = new Option<bool>("--json") { Description = "Print one JSON object instead of the text report." };
         var maxLenOpt = new Option<int>("--max-length") { Description = "Length used to count truncations.", DefaultValueFactory = _ => int.MaxValue };
+        var formatOpt = new Option<string>("--format") { Description = "sft (conversations) or preference (DPO pairs: prompt/chosen/rejected).", DefaultValueFactory = _ => "sft" };
+        formatOpt.AcceptOnlyFromAmong("sft", "preference");
         var cmd = new Command("inspect", "Rows, row groups, per-category counts, token-length histogram, bad rows and rows training would drop. Exit 2 when some rows are bad or no row is usable.")
         {
-            dataOpt, tokOpt, jsonOpt, maxLenOpt,
+            dataOpt, tokOpt, jsonOpt, maxLenOpt, formatOpt,
         };
         cmd.SetAction(pr => CliErrors.Run("data", Console.Error, () =>
         {
             var tokenizer = pr.GetValue(tokOpt) is { } t ? TokenizerLoader.Load(t) : null;
             var data = pr.GetValue(dataOpt)!;
+            if (pr.GetValue(formatOpt) == "preference") return InspectPreference(data, tokenizer, pr.GetValue(maxLenOpt), pr.GetValue(jsonOpt));
             var inspection = DatasetInspector.Inspect(data, tokenizer, maxLength: pr.GetValue(maxLenOpt));
             Console.Out.Write(pr.GetValue(jsonOpt) ? inspection.ToJsonString() + "\n" : inspection.ToText());
             if (inspection.Usable == 0)
@@ -52,6 +56,20 @@ static class DataCommands
             return inspection.Read.ErrorCount > 0 ? CliErrors.BadInput : CliErrors.Ok;
         }));
         return cmd;
+    }
+
+    /// <summary>Preference pairs: bad rows (and, with a tokenizer, pairs max_length drops) make the exit 2.</summary>
+    static int InspectPreference(string data, ITokenizer? tokenizer, int maxLength, bool json)
+    {
+        var inspection = PreferenceInspector.Inspect(data, tokenizer, maxLength: maxLength);
+        var shownLength = maxLength == int.MaxValue ? (int?)null : maxLength;
+        Console.Out.Write(json ? inspection.ToJsonString(shownLength) + "\n" : inspection.ToText());
+        if (inspection.Usable == 0)
+        {
+            Console.Error.WriteLine($"data: error: {data}: no usable pair (rows {inspection.Read.TotalRows}, bad {inspection.Read.ErrorCount}, dropped by max_length {inspection.Tokens?.Dropped ?? 0})");
+            return CliErrors.BadInput;
+        }
+        return inspection.Problems > 0 ? CliErrors.BadInput : CliErrors.Ok;
     }
 
     static Command Preview()
