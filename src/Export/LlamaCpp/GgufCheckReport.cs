@@ -31,10 +31,10 @@ public sealed record GgufCheckReport(GgufType Type, GgufType? LoraType, IReadOnl
         var ci = CultureInfo.InvariantCulture;
         var what = OptionNames.Name(Type) + (LoraType is { } l ? $" base + {OptionNames.Name(l)} LoRA" : "");
         yield return $"check ({what}): llama.cpp against the trainer's fp32 forward";
-        yield return "seq  tokens  max|dlogit|  bound     argmax      loss trainer  loss llama.cpp";
+        yield return "seq  tokens  max|dlogit|  bound     (rounding)  argmax      loss trainer  loss llama.cpp";
         foreach (var r in Rows)
-            yield return string.Format(ci, "{0,3}  {1,6}  {2,11:E2}  {3,8:E2}  {4,4}/{5,-4} {6}  {7,12:F4}  {8,14:F4}",
-                r.Sequence, r.Tokens, r.MaxError, r.Bound, r.ArgmaxAgree, r.Tokens, r.WithinBound ? " " : "!", r.LossTrainer, r.LossLlamaCpp);
+            yield return string.Format(ci, "{0,3}  {1,6}  {2,11:E2}  {3,8:E2}  {4,10:E2}  {5,4}/{6,-4} {7}  {8,12:F4}  {9,14:F4}",
+                r.Sequence, r.Tokens, r.MaxError, r.Bound, r.Rounding, r.ArgmaxAgree, r.Tokens, r.WithinBound ? " " : "!", r.LossTrainer, r.LossLlamaCpp);
         yield return string.Format(ci, "argmax agrees at {0}/{1} positions (at least {2} required; the trainer with the stored values: {3}); {4}",
             ArgmaxAgree, Positions, MinArgmaxAgree, Rows.Sum(r => r.TrainerRoundedAgree),
             Passed ? "check passed" : "CHECK FAILED: " + string.Join(", ",
