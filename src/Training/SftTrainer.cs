@@ -28,6 +28,7 @@ public sealed class SftTrainer : IDisposable
     readonly Recipe _recipe;
     readonly string _baseDir;
     readonly ILogger _log;
+    Qwen35.Export.GgufRunExport? _gguf;
 
     Qwen35ForCausalLM? _model;
     SftData? _data;
@@ -35,7 +36,6 @@ public sealed class SftTrainer : IDisposable
     List<(string Name, Parameter Param)> _trainable = [];
     OutputDirectory? _output;
     OutputMode _mode;
-    Qwen35.Export.GgufRunExport? _gguf;
 
     /// <param name="recipe">A validated recipe.</param>
     /// <param name="baseDir">Folder that relative input paths of the recipe resolve against.</param>
