@@ -84,6 +84,9 @@ public class GgufCheckTests
             var missing = Path.Combine(dir, "none.gguf");
             (code, _, err) = GgufFiles.Run("gguf", "--model", TestPaths.GoldenTiny, "--adapter", Adapter, "--lora-only", "--out", file, "--check", "--check-base", missing);
             Assert.That((code, err.Trim()), Is.EqualTo((2, $"gguf: error: {missing}: --check-base: no such file")));
+            var notGguf = Path.Combine(Adapter, "adapter_config.json");
+            (code, _, err) = GgufFiles.Run("gguf", "--model", TestPaths.GoldenTiny, "--adapter", Adapter, "--lora-only", "--out", file, "--check", "--check-base", notGguf);
+            Assert.That((code, err.Trim()), Is.EqualTo((2, $"gguf: error: {notGguf}: --check-base: not a GGUF file (no GGUF magic at its start)")));
             Assert.That(Directory.GetFiles(dir), Is.Empty);
         });
     }

@@ -21,6 +21,14 @@ static class GgufCheckStep
         if (check && loraOnly && checkBase is null)
             throw new UserInputException("--check with --lora-only: give --check-base FILE, the base model's GGUF the adapter is applied to (e.g. written by `trainer gguf --model M --out base.gguf`)");
         if (checkBase is not null && !File.Exists(checkBase)) throw new UserInputException($"{checkBase}: --check-base: no such file");
+        if (checkBase is not null && !IsGguf(checkBase)) throw new UserInputException($"{checkBase}: --check-base: not a GGUF file (no GGUF magic at its start)");
+    }
+
+    static bool IsGguf(string path)
+    {
+        Span<byte> magic = stackalloc byte[4];
+        using var f = File.OpenRead(path);
+        return f.ReadAtLeast(magic, 4, throwOnEndOfStream: false) == 4 && magic.SequenceEqual("GGUF"u8);
     }
 
     /// <summary>Runs the check of <paramref name="outPath"/>; returns 0 or <see cref="CliErrors.CheckFailed"/>.</summary>
