@@ -13,6 +13,13 @@ dotnet publish src/Cli -c Release -r linux-x64 --self-contained false -p:TorchBa
   -p:SatelliteResourceLanguages=en -p:DebugType=none -o "$out/trainer" -v quiet -nologo
 # No libtorch may travel: a bundled CPU libtorch would win over PyTorch's CUDA one.
 if ls "$out/trainer" | grep -q '^libtorch'; then echo "error: a libtorch library ended up in $out/trainer" >&2; exit 1; fi
+# Nor llama.cpp (LLamaSharp.Backend.Cpu, ~30 MB for linux-x64 alone): it serves only `trainer gguf --check`, which on
+# the GPU machine then says in one line that llama.cpp is missing (exit 2); the GGUF export itself works.
+find "$out/trainer" -path '*/runtimes/*' \( -name '*llama*' -o -name '*ggml*' -o -name '*mtmd*' \) -type f -delete
+find "$out/trainer" -depth -type d -empty -delete
+if find "$out/trainer" -name '*llama*.so*' -o -name '*ggml*' -o -name '*mtmd*' | grep -q .; then
+  echo "error: a llama.cpp native library ended up in $out/trainer" >&2; exit 1
+fi
 
 dotnet_root="$(dirname "$(readlink -f "$(command -v dotnet)")")"
 runtime_version="$(dotnet --list-runtimes | awk '/Microsoft.NETCore.App/ {v=$2} END {print v}')"

@@ -29,6 +29,7 @@ public sealed class SftTrainer : IDisposable
     readonly Recipe _recipe;
     readonly string _baseDir;
     readonly ILogger _log;
+    Qwen35.Export.GgufRunExport? _gguf;
 
     Qwen35ForCausalLM? _model;
     SftData? _data;
@@ -96,6 +97,10 @@ public sealed class SftTrainer : IDisposable
 
         // 4. Tokenizer: the recipe's, else the model folder's; its ids must fit the model's vocabulary.
         var tokenizer = session.Tokenizer;
+        // The recipe's GGUF files: a model llama.cpp cannot hold is refused now, not after training.
+        _gguf = Qwen35.Export.GgufRunExport.Prepare(r.Export, session.Config, session.ModelDir is { } md ? Path.Combine(md, "config.json") : r.Model,
+            session.ModelDir is { } d ? Path.GetFileName(Path.TrimEndingDirectorySeparator(d)) : "builtin-tiny",
+            tokenizer is QwenTokenizer q ? Path.GetDirectoryName(q.Source) : null);
 
         // 5. Data: needs the tokenizer (encoding, pad id) and the schedule's micro-batch size and seed.
         _data = SftData.Load(r.Data, r.Schedule.MicroBatchSize, r.Schedule.Seed, _baseDir, tokenizer, _log);
@@ -194,6 +199,7 @@ public sealed class SftTrainer : IDisposable
                 _log.Warning("adapter portability: {Warning}", warning);
             AtomicFile.WriteAllText(Path.Combine(adapterDir, "README.md"), ModelCard(result, first, last));
             _log.Information("adapter written to {Dir}", adapterDir);
+            foreach (var line in _gguf?.Write(_model!, adapterDir, r.OutputDir) ?? []) _log.Information("gguf: wrote {File}", line);
         }
         _log.Information("done: {Steps} steps, loss {First:F4} -> {Last:F4}, eval {Eval}, {Seconds:F1} s",
             result.State.Step, first ?? double.NaN, last ?? double.NaN, result.FinalEval?.Loss ?? double.NaN, wall.Elapsed.TotalSeconds);

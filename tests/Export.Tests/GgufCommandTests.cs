@@ -1,3 +1,4 @@
+using Qwen35.Export.LlamaCpp;
 using System.Text.Json.Nodes;
 using Qwen35.Export.Gguf;
 using Qwen35.Models;
@@ -117,7 +118,7 @@ public class GgufCommandTests
         Assert.That(g.Tensors.Select(t => t.Name), Does.Not.Contain("output.weight"), "tied: llama.cpp reuses token_embd");
         var ids = GgufFiles.Reference.Sequences[0];
         var expected = TrainerForward.Logits(Tied, ids);
-        var diff = LlamaCpp.MaxAbsDiff(LlamaCpp.Logits(path, ids), expected);
+        var diff = LlamaCppRunner.MaxAbsDiff(LlamaCppRunner.Logits(path, ids), expected);
         TestContext.Out.WriteLine($"builtin:tiny: max |llama.cpp - trainer| = {diff:E2}");
         Assert.That(diff, Is.LessThanOrEqualTo(BuiltinBound));
     }
@@ -137,7 +138,7 @@ public class GgufCommandTests
         var path = Path.Combine(TestPaths.TempDir(), "scaled.gguf");
         using (var m = Scaled()) GgufModelExport.Export(m, path, GgufType.F32, "scaled");
         var ids = GgufFiles.Reference.Sequences[0];
-        var diff = LlamaCpp.MaxAbsDiff(LlamaCpp.Logits(path, ids), TrainerForward.Logits(Scaled, ids));
+        var diff = LlamaCppRunner.MaxAbsDiff(LlamaCppRunner.Logits(path, ids), TrainerForward.Logits(Scaled, ids));
         TestContext.Out.WriteLine($"builtin:tiny, conv x10: max |llama.cpp - trainer| = {diff:E2}");
         Assert.That(diff, Is.LessThanOrEqualTo(1e-4));
     }
@@ -163,7 +164,7 @@ public class GgufCommandTests
         using (var m = Untied()) GgufModelExport.Export(m, untied, GgufType.F32, "untied");
         Assert.That(GgufReader.Open(untied).Tensors.Select(t => t.Name), Does.Contain("output.weight"));
         var ids = GgufFiles.Reference.Sequences[0];
-        var diff = LlamaCpp.MaxAbsDiff(LlamaCpp.Logits(tied, ids), LlamaCpp.Logits(untied, ids));
+        var diff = LlamaCppRunner.MaxAbsDiff(LlamaCppRunner.Logits(tied, ids), LlamaCppRunner.Logits(untied, ids));
         TestContext.Out.WriteLine($"tied vs explicit output.weight in llama.cpp: {diff:E2}");
         Assert.That(diff, Is.LessThanOrEqualTo(1e-6));
     }

@@ -1,3 +1,4 @@
+using Qwen35.Export.LlamaCpp;
 using Qwen35.Lora;
 using Qwen35.Models.Config;
 using Qwen35.Tests;
@@ -24,9 +25,9 @@ public class GgufLoraTests
     static double LoraDiff(string lora, out double baseDiff)
     {
         var r = GgufFiles.Reference;
-        var logits = LlamaCpp.LogitsWithLora(GgufFiles.GoldenTiny("f32"), lora, 1f, r.Sequences[r.LoraSequence]);
-        baseDiff = LlamaCpp.MaxAbsDiff(logits, GgufFiles.Rows($"seq{r.LoraSequence}.logits"));
-        return LlamaCpp.MaxAbsDiff(logits, GgufFiles.Rows($"lora.seq{r.LoraSequence}.logits"));
+        var logits = LlamaCppRunner.LogitsWithLora(GgufFiles.GoldenTiny("f32"), lora, 1f, r.Sequences[r.LoraSequence]);
+        baseDiff = LlamaCppRunner.MaxAbsDiff(logits, GgufFiles.Rows($"seq{r.LoraSequence}.logits"));
+        return LlamaCppRunner.MaxAbsDiff(logits, GgufFiles.Rows($"lora.seq{r.LoraSequence}.logits"));
     }
 
     [Test]
@@ -229,9 +230,9 @@ public class GgufLoraTests
         Assert.That(code, Is.EqualTo(0), err);
         var lora = GgufFiles.GoldenLora("f32", adapter);
         var ids = GgufFiles.Reference.Sequences[0];
-        var expected = LlamaCpp.Logits(merged, ids);
-        var diff = LlamaCpp.MaxAbsDiff(LlamaCpp.LogitsWithLora(GgufFiles.GoldenTiny("f32"), lora, 1f, ids), expected);
-        var effect = LlamaCpp.MaxAbsDiff(LlamaCpp.Logits(GgufFiles.GoldenTiny("f32"), ids), expected);
+        var expected = LlamaCppRunner.Logits(merged, ids);
+        var diff = LlamaCppRunner.MaxAbsDiff(LlamaCppRunner.LogitsWithLora(GgufFiles.GoldenTiny("f32"), lora, 1f, ids), expected);
+        var effect = LlamaCppRunner.MaxAbsDiff(LlamaCppRunner.Logits(GgufFiles.GoldenTiny("f32"), ids), expected);
         TestContext.Out.WriteLine($"all linear-attention projections: max |LoRA GGUF - merged| = {diff:E2} (the adapter's effect: {effect:E2})");
         Assert.That(diff, Is.LessThanOrEqualTo(Bound));
         Assert.That(effect, Is.GreaterThan(100 * Bound), "the adapter changed nothing");

@@ -1,3 +1,4 @@
+using Qwen35.Export.LlamaCpp;
 using System.Text;
 using System.Text.Json;
 using LLama;
@@ -92,7 +93,7 @@ public class GgufTokenizerTests
     {
         var tk = QwenTokenizer.FromFolder(TokenizerDir);
         using var cases = JsonDocument.Parse(System.IO.File.ReadAllBytes(TestPaths.RequireShared("fixtures", "tokenizer", "cases.json")));
-        using var weights = LlamaCpp.Load(File.Value, out _);
+        using var weights = LlamaCppRunner.Load(File.Value, out _);
         var differ = new List<string>();
         var compared = 0;
         foreach (var c in cases.RootElement.GetProperty("cases").EnumerateArray())

@@ -1,3 +1,4 @@
+using Qwen35.Export.LlamaCpp;
 using Qwen35.Tests;
 
 namespace Qwen35.Export.Tests;
@@ -18,7 +19,7 @@ public class GoldenGgufTests
     {
         var file = GgufFiles.GoldenTiny("f32");
         var ids = GgufFiles.Reference.Sequences[seq];
-        var diff = LlamaCpp.MaxAbsDiff(LlamaCpp.Logits(file, ids), GgufFiles.Rows($"seq{seq}.logits"));
+        var diff = LlamaCppRunner.MaxAbsDiff(LlamaCppRunner.Logits(file, ids), GgufFiles.Rows($"seq{seq}.logits"));
         TestContext.Out.WriteLine($"seq{seq}: max |llama.cpp - HF| = {diff:E2}");
         Assert.That(diff, Is.LessThanOrEqualTo(Bound));
     }
@@ -28,9 +29,9 @@ public class GoldenGgufTests
     {
         var file = GgufFiles.GoldenTiny("f32");
         var r = GgufFiles.Reference;
-        var (tokens, decode) = LlamaCpp.Greedy(file, r.Sequences[0][..r.PromptLength], r.GreedyTokens.Length);
+        var (tokens, decode) = LlamaCppRunner.Greedy(file, r.Sequences[0][..r.PromptLength], r.GreedyTokens.Length);
         Assert.That(tokens, Is.EqualTo(r.GreedyTokens));
-        var diff = LlamaCpp.MaxAbsDiff(decode, GgufFiles.Rows("seq0.greedy.decode_logits"));
+        var diff = LlamaCppRunner.MaxAbsDiff(decode, GgufFiles.Rows("seq0.greedy.decode_logits"));
         TestContext.Out.WriteLine($"12 cached decode steps: max |llama.cpp - HF| = {diff:E2}");
         Assert.That(diff, Is.LessThanOrEqualTo(Bound));
     }
@@ -40,12 +41,12 @@ public class GoldenGgufTests
     {
         var file = GgufFiles.GoldenTiny("f32", adapter: true);
         var r = GgufFiles.Reference;
-        var logits = LlamaCpp.Logits(file, r.Sequences[r.LoraSequence]);
-        var diff = LlamaCpp.MaxAbsDiff(logits, GgufFiles.Rows($"lora.seq{r.LoraSequence}.logits"));
+        var logits = LlamaCppRunner.Logits(file, r.Sequences[r.LoraSequence]);
+        var diff = LlamaCppRunner.MaxAbsDiff(logits, GgufFiles.Rows($"lora.seq{r.LoraSequence}.logits"));
         TestContext.Out.WriteLine($"merged LoRA: max |llama.cpp - HF LoRA| = {diff:E2}");
         Assert.That(diff, Is.LessThanOrEqualTo(Bound));
         // And the adapter changed something: the file is not the base model under another name.
-        var baseDiff = LlamaCpp.MaxAbsDiff(logits, GgufFiles.Rows($"seq{r.LoraSequence}.logits"));
+        var baseDiff = LlamaCppRunner.MaxAbsDiff(logits, GgufFiles.Rows($"seq{r.LoraSequence}.logits"));
         Assert.That(baseDiff, Is.GreaterThan(100 * Bound), "the merged logits equal the base model's");
     }
 }

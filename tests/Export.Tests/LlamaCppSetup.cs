@@ -1,4 +1,4 @@
-using LLama.Native;
+using Qwen35.Export.LlamaCpp;
 
 namespace Qwen35.Export.Tests;
 
@@ -8,8 +8,5 @@ namespace Qwen35.Export.Tests;
 public sealed class LlamaCppSetup
 {
     [OneTimeSetUp]
-    public void QuietLog() => NativeLibraryConfig.All.WithLogCallback((level, message) =>
-    {
-        if (level is LLamaLogLevel.Warning or LLamaLogLevel.Error) TestContext.Progress.Write("llama.cpp: " + message);
-    });
+    public void QuietLog() => LlamaCppRunner.QuietLog(TestContext.Progress.WriteLine);
 }

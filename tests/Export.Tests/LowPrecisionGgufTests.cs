@@ -1,3 +1,4 @@
+using Qwen35.Export.LlamaCpp;
 using Qwen35.Export.Gguf;
 using Qwen35.Tests;
 
@@ -29,13 +30,13 @@ public class LowPrecisionGgufTests
             int agree = 0, trainerAgree = 0, positions = 0;
             for (var s = 0; s < 3; s++)
             {
-                var f32 = LlamaCpp.Logits(GgufFiles.GoldenTiny("f32"), r.Sequences[s]);
-                var low = LlamaCpp.Logits(GgufFiles.GoldenTiny(type), r.Sequences[s]);
-                var diff = LlamaCpp.MaxAbsDiff(low, f32);
+                var f32 = LlamaCppRunner.Logits(GgufFiles.GoldenTiny("f32"), r.Sequences[s]);
+                var low = LlamaCppRunner.Logits(GgufFiles.GoldenTiny(type), r.Sequences[s]);
+                var diff = LlamaCppRunner.MaxAbsDiff(low, f32);
                 var (trainerLow, trainerF32) = (TrainerForward.Logits(r.Sequences[s], t), TrainerForward.Logits(r.Sequences[s], GgufType.F32));
-                var rounding = LlamaCpp.MaxAbsDiff(trainerLow, trainerF32);
-                agree += f32.Zip(low).Count(p => LlamaCpp.ArgMax(p.First) == LlamaCpp.ArgMax(p.Second));
-                trainerAgree += trainerF32.Zip(trainerLow).Count(p => LlamaCpp.ArgMax(p.First) == LlamaCpp.ArgMax(p.Second));
+                var rounding = LlamaCppRunner.MaxAbsDiff(trainerLow, trainerF32);
+                agree += f32.Zip(low).Count(p => LlamaCppRunner.ArgMax(p.First) == LlamaCppRunner.ArgMax(p.Second));
+                trainerAgree += trainerF32.Zip(trainerLow).Count(p => LlamaCppRunner.ArgMax(p.First) == LlamaCppRunner.ArgMax(p.Second));
                 positions += f32.Length;
                 TestContext.Out.WriteLine($"{type} seq{s}: llama.cpp {type} vs F32 {diff:E2}; trainer rounded vs fp32 {rounding:E2}; ratio {diff / rounding:F2}");
                 Assert.That(diff, Is.LessThanOrEqualTo(Factor * rounding), $"seq{s}");

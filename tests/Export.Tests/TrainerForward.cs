@@ -39,7 +39,7 @@ static class TrainerForward
 
     /// <summary>GGUF-ordered [ne1][ne0] values back in the Hugging Face order, by the reorder's index formula (GGUF head
     /// n holds HF head (n mod nk)·r + n / nk; golden: nk 2, r 2).</summary>
-    static float[] ToHfOrder(float[] gguf, GgufTensorPlan plan)
+    internal static float[] ToHfOrder(float[] gguf, GgufTensorPlan plan)
     {
         const int nk = 2, r = 2;
         static long Old(long n) => n % nk * r + n / nk;

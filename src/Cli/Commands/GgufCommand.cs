@@ -7,10 +7,10 @@ using Qwen35.Training;
 namespace Qwen35.Cli.Commands;
 
 /// <summary>
-/// `trainer gguf --model DIR|builtin:tiny [--adapter DIR [--lora-only]] --out FILE [--type f32|f16|bf16|q8_0] [--overwrite]`:
+/// `trainer gguf --model DIR|builtin:tiny [--adapter DIR [--lora-only]] --out FILE [--type f32|f16|bf16|q8_0] [--overwrite] [--check [--check-base FILE]]`:
 /// the model, with the adapter merged in when given (or, with --lora-only, the adapter alone as a llama.cpp LoRA GGUF), as one GGUF file for llama.cpp (architecture qwen35; docs/gguf.md). Refused
 /// before anything loads: an unknown --type, an existing --out without --overwrite, a model llama.cpp cannot hold. The
-/// file appears only once it is complete.
+/// file appears only once it is complete. --check then runs it in llama.cpp against the trainer (<see cref="GgufCheckStep"/>).
 /// </summary>
 public static class GgufCommand
 {
@@ -26,13 +26,18 @@ public static class GgufCommand
         };
         var overwrite = new Option<bool>("--overwrite") { Description = "Replace an existing --out file" };
         var loraOnly = new Option<bool>("--lora-only") { Description = "Write only the --adapter, as a llama.cpp LoRA GGUF (.lora_a/.lora_b, --type f32 or f16) to apply to the base model's GGUF" };
-        var cmd = new Command("gguf", "Write the model (with a LoRA adapter merged in), or the adapter alone, as a GGUF file for llama.cpp") { output, type, overwrite, loraOnly };
+        var check = new Option<bool>("--check") { Description = "After writing, run the file in llama.cpp on a few sequences against the trainer's fp32 forward (max logit error, argmax agreement, loss); exit 4 when out of bounds" };
+        var checkBase = new Option<FileInfo?>("--check-base") { Description = "With --lora-only --check: the base model's GGUF the LoRA file is applied to in the check" };
+        var cmd = new Command("gguf", "Write the model (with a LoRA adapter merged in), or the adapter alone, as a GGUF file for llama.cpp") { output, type, overwrite, loraOnly, check, checkBase };
         session.AddTo(cmd);
         cmd.SetAction(pr => CliErrors.Run("gguf", pr.InvocationConfiguration.Error, () =>
         {
             var gguf = OptionNames.Parse<GgufType>(pr.GetValue(type)!, "--type");
-            return Run(session.Read(pr), pr.GetValue(output)!.FullName, gguf, pr.GetValue(overwrite),
-                pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error, pr.GetValue(loraOnly));
+            var (options, outPath, lora, checkBasePath) = (session.Read(pr), pr.GetValue(output)!.FullName, pr.GetValue(loraOnly), pr.GetValue(checkBase)?.FullName);
+            GgufCheckStep.Validate(pr.GetValue(check), lora, checkBasePath);
+            var code = Run(options, outPath, gguf, pr.GetValue(overwrite), pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error, lora);
+            return code != CliErrors.Ok || !pr.GetValue(check) ? code
+                : GgufCheckStep.Run(options, outPath, gguf, lora, checkBasePath, pr.InvocationConfiguration.Output, pr.InvocationConfiguration.Error);
         }));
         return cmd;
     }

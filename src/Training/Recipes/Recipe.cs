@@ -23,6 +23,7 @@ public sealed record Recipe
     public LoraOptions Lora { get; init; } = new();
     public DataOptions Data { get; init; } = new();
     public ScheduleOptions Schedule { get; init; } = new();
+    public Qwen35.Export.ExportOptions Export { get; init; } = new();
 
     /// <summary>Frozen base weights' dtype (LoRA parameters are always fp32).</summary>
     public Precision Precision { get; init; } = Precision.Fp32;
@@ -69,5 +70,6 @@ public sealed record Recipe
         .Add(Lora.Problems(), "lora")
         .Add(Data.Problems(), "data")
         .Add(Schedule.Problems(), "schedule")
+        .Add(Export.Problems(), "export")
         .Problems;
 }
