@@ -33,11 +33,16 @@ public static class SafetyEvaluation
     public const string ChartFile = "rates.png";
     public const string RunFile = "run.json";
 
-    public static async Task<SafetyEvalResult> RunAsync(SafetyEvalOptions options, IChatClient generator, IChatClient judge,
-        IProgress<SafetyProgress>? progress = null, CancellationToken ct = default)
+    public static Task<SafetyEvalResult> RunAsync(SafetyEvalOptions options, IChatClient generator, IChatClient judge,
+        IProgress<SafetyProgress>? progress = null, CancellationToken ct = default) =>
+        RunAsync(options, SafetyDataReader.Read(options.DataPath, options.Limit), generator, judge, progress, ct);
+
+    /// <summary>The same with the questions already read (<see cref="SafetyDataReader.Read"/> of options.DataPath), so a
+    /// caller can reject bad data before it starts any model.</summary>
+    public static async Task<SafetyEvalResult> RunAsync(SafetyEvalOptions options, IReadOnlyList<SafetyItem> items, IChatClient generator,
+        IChatClient judge, IProgress<SafetyProgress>? progress = null, CancellationToken ct = default)
     {
         OptionChecks.ThrowIfAny(options.Problems(), "safety-eval");
-        var items = SafetyDataReader.Read(options.DataPath, options.Limit);
         Directory.CreateDirectory(options.OutDir);
         CheckOrWriteRun(options);
 

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.AI;
 using Qwen35.Safety;
 using Qwen35.Safety.Backends;
+using Qwen35.Safety.Data;
 using Qwen35.Safety.Generation;
 using Qwen35.Safety.Judging;
 using Qwen35.Safety.Output;
@@ -164,6 +165,8 @@ public static class SafetyEvalCommand
             EvaluationModel = judgeSpec.DisplayName,
         };
         OptionChecks.ThrowIfAny(options.Problems(), Verb);
+        // Bad data is reported before any model loads or any server is called.
+        var items = SafetyDataReader.Read(data, options.Limit);
 
         var backends = new ChatBackends(constructors);
         var noProgress = pr.GetValue(f.NoProgress);
@@ -171,16 +174,16 @@ public static class SafetyEvalCommand
         log.Information("{Benchmark}: {Data} -> {Out}; judge {Judge}", benchmark.Name(), data, outDir, judgeSpec.Describe());
         if (!pr.GetValue(f.Compare))
         {
-            var result = Run(options with { GenerationModel = generation.DisplayName }, backends, generation, judge, log, noProgress, ct);
+            var result = Run(options with { GenerationModel = generation.DisplayName }, items, backends, generation, judge, log, noProgress, ct);
             Print(stdout, result);
             return CliErrors.Ok;
         }
 
         var baseSpec = generation.Base(pr.GetValue(f.BaseModelName));
         var baseRun = Run(options with { OutDir = Path.Combine(outDir, "base"), GenerationModel = baseSpec.DisplayName },
-            backends, baseSpec, judge, log, noProgress, ct);
+            items, backends, baseSpec, judge, log, noProgress, ct);
         var tuned = Run(options with { OutDir = Path.Combine(outDir, "tuned"), GenerationModel = generation.DisplayName },
-            backends, generation, judge, log, noProgress, ct);
+            items, backends, generation, judge, log, noProgress, ct);
         var rows = Comparison.Rows(baseRun, tuned);
         Comparison.Write(outDir, rows, baseSpec.DisplayName, generation.DisplayName);
         stdout.Write(Comparison.Markdown(rows, baseSpec.DisplayName, generation.DisplayName));
@@ -188,7 +191,7 @@ public static class SafetyEvalCommand
         return CliErrors.Ok;
     }
 
-    static SafetyEvalResult Run(SafetyEvalOptions options, ChatBackends backends, BackendSpec spec, IChatClient judge,
+    static SafetyEvalResult Run(SafetyEvalOptions options, IReadOnlyList<SafetyItem> items, ChatBackends backends, BackendSpec spec, IChatClient judge,
         Serilog.ILogger log, bool noProgress, CancellationToken ct)
     {
         log.Information("generation: {Backend}", spec.Describe());
@@ -197,7 +200,7 @@ public static class SafetyEvalCommand
         // Spectre draws nothing when stderr is not a terminal; then log lines every tenth of a stage are the progress.
         var bar = !noProgress && !Console.IsErrorRedirected && console.Profile.Capabilities.Interactive;
         if (!bar)
-            return SafetyEvaluation.RunAsync(options, generator, judge, new ProgressLog(log), ct).GetAwaiter().GetResult();
+            return SafetyEvaluation.RunAsync(options, items, generator, judge, new ProgressLog(log), ct).GetAwaiter().GetResult();
         SafetyEvalResult result = null!;
         console.Progress()
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
@@ -213,7 +216,7 @@ public static class SafetyEvalCommand
                         task.Value = p.Done;
                     }
                 });
-                result = SafetyEvaluation.RunAsync(options, generator, judge, progress, ct).GetAwaiter().GetResult();
+                result = SafetyEvaluation.RunAsync(options, items, generator, judge, progress, ct).GetAwaiter().GetResult();
             });
         return result;
     }

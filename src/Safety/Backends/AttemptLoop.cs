@@ -65,6 +65,8 @@ public static class AttemptLoop
     static Failure Classify(Exception e, CancellationToken ct)
     {
         if (ct.IsCancellationRequested) return Failure.Unknown;
+        // The transport's retry policy reports a connection that failed on every try as an AggregateException of them.
+        if (e is AggregateException { InnerExceptions.Count: > 0 } all) return Classify(all.Flatten().InnerExceptions[^1], ct);
         return e switch
         {
             ClientResultException { Status: 400 } => Failure.Rejected,
@@ -80,10 +82,14 @@ public static class AttemptLoop
 
     static string Describe(Failure kind, Exception e) => kind switch
     {
-        Failure.Unreachable => $"cannot reach the server ({OneLine(e.InnerException?.Message ?? e.Message)}); is it running at that address?",
+        Failure.Unreachable => $"cannot reach the server ({OneLine(Innermost(e).Message)}); is it running at that address?",
         Failure.ServerError => $"the server kept failing ({OneLine(e.Message)})",
         _ => $"the server refused the request ({OneLine(e.Message)}); check the model name and the API key",
     };
+
+    static Exception Innermost(Exception e) =>
+        e is AggregateException { InnerExceptions.Count: > 0 } a ? Innermost(a.Flatten().InnerExceptions[^1])
+        : e.InnerException is { } inner ? Innermost(inner) : e;
 
     static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
 
