@@ -37,6 +37,11 @@ public sealed record SafetyEvalOptions
 
     public string? EvaluationModel { get; init; }
 
+    /// <summary>How messages name the two backends (e.g. "judge backend --judge-endpoint URL (model M)"); null = the model names.</summary>
+    public string? GenerationBackend { get; init; }
+
+    public string? JudgeBackend { get; init; }
+
     public SamplingSettings GenerationOrDefault => Generation ?? SamplingSettings.Generation(Benchmark);
 
     public SamplingSettings JudgeOrDefault => Judge ?? SamplingSettings.Judge;

@@ -47,11 +47,11 @@ public static class SafetyEvaluation
         CheckOrWriteRun(options);
 
         var answers = await new AnswerGenerator(generator, options.GenerationOrDefault, options.Retry, options.GenerationConcurrency,
-                options.GenerationModel ?? "generation backend")
+                options.GenerationBackend ?? options.GenerationModel ?? "generation backend")
             .RunAsync(items, Path.Combine(options.OutDir, GenerationsFile), Stage(progress, SafetyStage.Generation), ct).ConfigureAwait(false);
 
         var evaluators = options.Benchmark.Passes()
-            .Select(p => new SafetyJudgeEvaluator(p, options.Format, options.JudgeOrDefault, options.Retry, options.EvaluationModel ?? "judge"))
+            .Select(p => new SafetyJudgeEvaluator(p, options.Format, options.JudgeOrDefault, options.Retry, options.JudgeBackend ?? options.EvaluationModel ?? "judge"))
             .ToList();
         var judgments = await new JudgeRunner(judge, evaluators, options.JudgeConcurrency)
             .RunAsync(answers, Path.Combine(options.OutDir, JudgmentsFile), Stage(progress, SafetyStage.Judging), ct).ConfigureAwait(false);

@@ -135,7 +135,7 @@ public class SafetyEvalCommandTests
         args[5] = $"http://127.0.0.1:{port}/v1";
         var (code, _, stderr) = Run(null, ["--data", data, "--out", Path.Combine(dir, "out"), "--limit", "1", .. args]);
         Assert.That(code, Is.EqualTo(2), stderr);
-        Assert.That(stderr, Does.Contain("safety-eval: error: judge-model: cannot reach the server"));
+        Assert.That(stderr, Does.Contain($"safety-eval: error: judge backend --judge-endpoint http://127.0.0.1:{port}/v1 (model judge-model): cannot reach the server"));
     }
 
     [Test]

@@ -163,6 +163,7 @@ public static class SafetyEvalCommand
             GenerationConcurrency = pr.GetValue(f.Concurrency) ?? generation.DefaultConcurrency,
             JudgeConcurrency = pr.GetValue(f.JudgeConcurrency) ?? judgeSpec.DefaultConcurrency,
             EvaluationModel = judgeSpec.DisplayName,
+            JudgeBackend = judgeSpec.Describe(),
         };
         OptionChecks.ThrowIfAny(options.Problems(), Verb);
         // Bad data is reported before any model loads or any server is called.
@@ -174,15 +175,16 @@ public static class SafetyEvalCommand
         log.Information("{Benchmark}: {Data} -> {Out}; judge {Judge}", benchmark.Name(), data, outDir, judgeSpec.Describe());
         if (!pr.GetValue(f.Compare))
         {
-            var result = Run(options with { GenerationModel = generation.DisplayName }, items, backends, generation, judge, log, noProgress, ct);
+            var result = Run(options with { GenerationModel = generation.DisplayName, GenerationBackend = generation.Describe() },
+                items, backends, generation, judge, log, noProgress, ct);
             Print(stdout, result);
             return CliErrors.Ok;
         }
 
         var baseSpec = generation.Base(pr.GetValue(f.BaseModelName));
-        var baseRun = Run(options with { OutDir = Path.Combine(outDir, "base"), GenerationModel = baseSpec.DisplayName },
+        var baseRun = Run(options with { OutDir = Path.Combine(outDir, "base"), GenerationModel = baseSpec.DisplayName, GenerationBackend = baseSpec.Describe() },
             items, backends, baseSpec, judge, log, noProgress, ct);
-        var tuned = Run(options with { OutDir = Path.Combine(outDir, "tuned"), GenerationModel = generation.DisplayName },
+        var tuned = Run(options with { OutDir = Path.Combine(outDir, "tuned"), GenerationModel = generation.DisplayName, GenerationBackend = generation.Describe() },
             items, backends, generation, judge, log, noProgress, ct);
         var rows = Comparison.Rows(baseRun, tuned);
         Comparison.Write(outDir, rows, baseSpec.DisplayName, generation.DisplayName);
