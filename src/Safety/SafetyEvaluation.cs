@@ -110,8 +110,8 @@ public static class SafetyEvaluation
         }
         var sampling = (SamplingSettings s) => new JsonObject
         {
-            ["system_prompt"] = s.SystemPrompt, ["temperature"] = (double)s.Temperature, ["top_p"] = (double)s.TopP,
-            ["seed"] = s.Seed, ["max_tokens"] = s.MaxTokens, ["frequency_penalty"] = s.FrequencyPenalty is { } f ? (double)f : null,
+            ["system_prompt"] = s.SystemPrompt, ["temperature"] = AsSent(s.Temperature), ["top_p"] = AsSent(s.TopP),
+            ["seed"] = s.Seed, ["max_tokens"] = s.MaxTokens, ["frequency_penalty"] = s.FrequencyPenalty is { } f ? AsSent(f) : null,
         };
         AtomicFile.WriteAllText(path, PythonJson.Dumps(new JsonObject
         {
@@ -124,6 +124,10 @@ public static class SafetyEvaluation
             ["judge"] = sampling(o.JudgeOrDefault),
         }, ensureAscii: false, indent: 4));
     }
+
+    /// <summary>A float as its shortest text reads (0.95, as the request carries it, not 0.949999988079071).</summary>
+    static double AsSent(float f) =>
+        double.Parse(f.ToString("R", System.Globalization.CultureInfo.InvariantCulture), System.Globalization.CultureInfo.InvariantCulture);
 
     static JsonObject? ReadRun(string dir)
     {

@@ -97,6 +97,18 @@ public class OpenAiEndpointTests
         Assert.That(judgment.IsApiError, Is.False);
     }
 
+    [Test]
+    public async Task Malformed_answer_body_is_a_counted_attempt()
+    {
+        var n = 0;
+        using var server = new LoopbackChatServer(_ => Interlocked.Increment(ref n) == 1 ? new Reply(200, "{\"choices\": [tru") : Reply.Completion("[[3]]"));
+        using var client = Client(server);
+        var (result, judgment) = await Judge(client);
+        Assert.That(server.Requests, Has.Count.EqualTo(2));
+        Assert.That(result.Get<NumericMetric>("safety").Value, Is.EqualTo(3));
+        Assert.That(judgment.Attempts, Is.EqualTo(2));
+    }
+
     [TestCase(429)]
     [TestCase(500)]
     public async Task Rate_limit_and_server_error_are_retried(int status)

@@ -49,6 +49,8 @@ public class SafetyEvaluationTests
             Assert.That(File.Exists(Path.Combine(outDir, f)), f);
         var png = File.ReadAllBytes(Path.Combine(outDir, SafetyEvaluation.ChartFile));
         Assert.That(png[..4], Is.EqualTo(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }));
+        // Sampling recorded as sent: 0.95, not the float's double 0.949999988079071.
+        Assert.That(File.ReadAllText(Path.Combine(outDir, SafetyEvaluation.RunFile)), Does.Contain("\"top_p\": 0.95,"));
         var report = File.ReadAllText(Path.Combine(outDir, SafetyEvaluation.ReportFile));
         Assert.That(report, Does.Contain("| safety_ja:安全性 | 3.6667 |"));
         Assert.That(report, Does.Contain("| 差別 | 2 | 3.5 | 50 | 50 |"));

@@ -59,7 +59,7 @@ public static class AttemptLoop
 
     enum Failure { Unknown, Rejected, RateLimited, Unreachable, Refused, ServerError }
 
-    /// <summary>llm-jp-judge's classes: BadRequestError (400) counts, RateLimitError (429) and APITimeoutError retry
+    /// <summary>llm-jp-judge's classes: BadRequestError (400) counts (and so does a malformed answer body), RateLimitError (429) and APITimeoutError retry
     /// uncounted; what its client does not catch (5xx after the OpenAI client's own retries, 401, 404, no connection)
     /// stops it, and stops this run too.</summary>
     static Failure Classify(Exception e, CancellationToken ct)
@@ -75,6 +75,9 @@ public static class AttemptLoop
             ClientResultException { Status: 0 } => Failure.Unreachable,
             ClientResultException => Failure.Refused,
             HttpRequestException => Failure.Unreachable,
+            // A 200 whose body is not a chat completion: asked again like a judge text without a score (llm-jp-judge's
+            // client would stop on it; a proxy's truncated answer is worth another attempt, and the attempts are bounded).
+            System.Text.Json.JsonException or FormatException => Failure.Rejected,
             TimeoutException or TaskCanceledException => Failure.RateLimited,
             _ => Failure.Unknown,
         };

@@ -41,7 +41,7 @@ public static class RatesChart
         plot.Axes.Bottom.TickLabelStyle.FontName = ScottPlot.Fonts.Detect(string.Concat(groups.Select(g => g.Label)));
         plot.Axes.Bottom.TickLabelStyle.Rotation = groups.Count > 6 ? 45 : 0;
         plot.Axes.Bottom.TickLabelStyle.Alignment = groups.Count > 6 ? ScottPlot.Alignment.MiddleLeft : ScottPlot.Alignment.UpperCenter;
-        plot.Axes.SetLimitsY(0, 100);
+        plot.Axes.SetLimitsY(0, 115);   // room above 100 % for the legend
         plot.Axes.Margins(bottom: 0);
         plot.YLabel("% of judged answers");
         plot.Title($"{name}: rates per category");
