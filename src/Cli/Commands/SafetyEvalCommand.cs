@@ -84,6 +84,8 @@ public static class SafetyEvalCommand
             f.JudgeTemperature, f.JudgeTopP, f.JudgeSeed, f.JudgeMaxTokens, f.MaxTokensField,
             f.Concurrency, f.JudgeConcurrency, f.RetryInterval, f.RateLimitWait, f.Rescore, f.Compare, f.BaseModelName, f.NoProgress,
         };
+        // Here --model also takes a GGUF file (run by llama.cpp); the shared flag's text names folders only.
+        f.Session.Model.Description = $"Model to evaluate: a Hugging Face Qwen3.5 folder, {Training.Session.BuiltinTiny}, or a FILE.gguf run by llama.cpp";
         f.Session.AddTo(cmd);
         cmd.SetAction(pr =>
         {
