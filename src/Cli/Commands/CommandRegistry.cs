@@ -12,6 +12,7 @@ static class CommandRegistry
         yield return EvalCommand.Build();
         yield return ScoreCommand.Build();
         yield return GenerateCommand.Build();
+        yield return SafetyEvalCommand.Build();
         yield return InspectCommand.Build();
         yield return MergeCommand.Build();
         yield return GgufCommand.Build();
