@@ -196,7 +196,7 @@ public sealed class LlamaGgufChatClient : IChatClient
         }
 
         var generated = new List<LLamaToken>();
-        var stopped = false;
+        LLamaToken? stopToken = null;
         for (var k = 0; k < max; k++)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -204,7 +204,7 @@ public sealed class LlamaGgufChatClient : IChatClient
             var token = sampler.Sample(context.NativeHandle, logitsAt);
             if (token.IsEndOfGeneration(vocab))
             {
-                stopped = true;
+                stopToken = token;
                 break;
             }
             generated.Add(token);
@@ -219,14 +219,16 @@ public sealed class LlamaGgufChatClient : IChatClient
         var decoder = new StreamingTokenDecoder(Encoding.UTF8, _weights) { DecodeSpecialTokens = true };
         decoder.AddRange(generated);
         var (answer, cut) = ChatAnswer.CutAtStop(decoder.Read(), sampling.StopSequences);
-        var outputTokens = generated.Count + (stopped ? 1 : 0);
+        var stopped = stopToken is not null;
+        var ids = generated.Concat(stopToken is { } t ? [t] : []).Select(t => (int)t).ToArray();
         return new ChatResponse(ChatAnswer.Message(answer, sampling.EnableThinking))
         {
             FinishReason = stopped || cut ? ChatFinishReason.Stop : ChatFinishReason.Length,
             ModelId = _metadata.DefaultModelId,
             CreatedAt = DateTimeOffset.UtcNow,
-            Usage = new UsageDetails { InputTokenCount = tokens.Length, OutputTokenCount = outputTokens, TotalTokenCount = tokens.Length + outputTokens },
-            RawRepresentation = generated.Select(t => (int)t).ToArray(),
+            Usage = new UsageDetails { InputTokenCount = tokens.Length, OutputTokenCount = ids.Length, TotalTokenCount = tokens.Length + ids.Length },
+            // The generated ids, the stop token included (as TrainerChatClient returns them).
+            RawRepresentation = ids,
         };
     }
 

@@ -200,7 +200,7 @@ public sealed class TrainerChatClient : IChatClient
             ModelId = _metadata.DefaultModelId,
             CreatedAt = DateTimeOffset.UtcNow,
             Usage = new UsageDetails { InputTokenCount = promptTokens, OutputTokenCount = newTokens.Length, TotalTokenCount = promptTokens + newTokens.Length },
-            RawRepresentation = newTokens,
+            RawRepresentation = newTokens,   // the generated ids, the stop token included
         };
     }
 
