@@ -31,6 +31,7 @@ public sealed class SftTrainer : IDisposable
 
     Qwen35ForCausalLM? _model;
     SftData? _data;
+    ITokenizer? _tokenizer;
     AdamW? _optimizer;
     List<(string Name, Parameter Param)> _trainable = [];
     OutputDirectory? _output;
@@ -51,6 +52,10 @@ public sealed class SftTrainer : IDisposable
 
     /// <summary>Called after every optimizer step (progress bars).</summary>
     public Action<StepReport>? OnStep { get; set; }
+
+    /// <summary>Evaluations run during training (<see cref="IPeriodicEvaluator"/>), e.g. the safety evaluation that
+    /// <c>trainer train</c> builds from the recipe's <c>eval.safety</c> section.</summary>
+    public IReadOnlyList<IPeriodicEvaluator> PeriodicEvaluators { get; init; } = [];
 
     /// <summary>Optimizer steps the run will take (known after <see cref="Setup"/>).</summary>
     public int TotalSteps { get; private set; }
@@ -82,7 +87,7 @@ public sealed class SftTrainer : IDisposable
         _model.train();
 
         // 4. Tokenizer: the recipe's, else the model folder's; its ids must fit the model's vocabulary.
-        var tokenizer = session.Tokenizer;
+        var tokenizer = _tokenizer = session.Tokenizer;
 
         // 5. Data: needs the tokenizer (encoding, pad id) and the schedule's micro-batch size and seed.
         _data = SftData.Load(r.Data, r.Schedule.MicroBatchSize, r.Schedule.Seed, _baseDir, tokenizer, _log);
@@ -145,7 +150,11 @@ public sealed class SftTrainer : IDisposable
         var loop = new TrainLoop(_model!, _trainable, _optimizer!, _data!, _data!.EvalBatches, _data.Categories, options, _log, SaveAdapter)
         {
             OnStep = OnStep,
+            PeriodicEvaluators = PeriodicEvaluators,
+            Tokenizer = _tokenizer,
         };
+        if (r.Eval.Safety is not null && PeriodicEvaluators.Count == 0)
+            _log.Warning("eval.safety is set but this trainer was given no periodic evaluator (trainer train builds it; a program using SftTrainer passes one in PeriodicEvaluators); no safety evaluation will run");
         var result = loop.Run(state, stopAfterStep, stop);
 
         var losses = result.History.Where(h => h.Loss is not null).Select(h => h.Loss!.Value).ToList();

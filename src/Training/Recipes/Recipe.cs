@@ -36,6 +36,9 @@ public sealed record Recipe
     /// <summary>Evaluate every N optimizer steps (0 = only at the end).</summary>
     public int EvalEvery { get; init; }
 
+    /// <summary>Evaluations during training beyond the eval loss: <c>eval.safety</c> (<see cref="SafetyEvalOptions"/>).</summary>
+    public EvalOptions Eval { get; init; } = new();
+
     /// <summary>Write a resumable checkpoint every N optimizer steps (0 = none).</summary>
     public int SaveEvery { get; init; }
 
@@ -69,5 +72,6 @@ public sealed record Recipe
         .Add(Lora.Problems(), "lora")
         .Add(Data.Problems(), "data")
         .Add(Schedule.Problems(), "schedule")
+        .Add(Eval.Problems(), "eval")
         .Problems;
 }
