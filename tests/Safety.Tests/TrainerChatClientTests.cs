@@ -96,6 +96,23 @@ public class TrainerChatClientTests
     }
 
     [Test]
+    public async Task A_seeded_sampled_answer_is_the_same_alone_in_a_batch_or_among_concurrent_calls()
+    {
+        // Per-row generators (vLLM's per-request seed): the batch a conversation lands in does not change its draw.
+        var options = new ChatOptions { Temperature = 1.0f, TopP = 0.95f, Seed = 1234, MaxOutputTokens = 16 };
+        string[] questions = ["Hi", "How are you today?", "Tell me a story about a cat.", "x"];
+        var conversations = questions.Select(q => (IEnumerable<ChatMessage>)Ask(q)).ToList();
+        using var single = new TrainerChatClient(Session.Open(Tiny)) { BatchSize = 1 };
+        var alone = new List<int[]>();
+        foreach (var c in conversations) alone.Add(Ids(await single.GetResponseAsync(c, options)));
+
+        var batched = await _client.GetResponsesAsync(conversations, options);
+        Assert.That(batched.Select(Ids), Is.EqualTo(alone));
+        var concurrent = await Task.WhenAll(conversations.Select(c => _client.GetResponseAsync(c, options)));
+        Assert.That(concurrent.Select(Ids), Is.EqualTo(alone));
+    }
+
+    [Test]
     public async Task A_seed_repeats_a_sampled_answer_and_another_seed_changes_it()
     {
         ChatOptions Sampled(long seed) => new() { Temperature = 1.0f, TopP = 0.95f, Seed = seed, MaxOutputTokens = 32 };

@@ -29,12 +29,15 @@ namespace Qwen35.Safety.Clients;
 /// the first one; a stop text that is one token also ends that row's decoding early, longer ones are found in the
 /// decoded text, so tokens after them are generated and discarded). Instructions become (or extend) the system
 /// message. Other options are ignored.</item>
-/// <item>Sampling draws every row of a batch from one generator seeded with <see cref="ChatOptions.Seed"/> (batch k
-/// of one call with seed + k), so a seeded call repeats exactly when the same conversations are batched the same
-/// way; greedy answers do not depend on the batching.</item>
+/// <item>Sampling is per conversation: each row draws from its own generator seeded with
+/// <see cref="ChatOptions.Seed"/> (as vLLM seeds each request), so a seeded conversation gets the same answer alone or
+/// in any batch, and two calls with the same seed repeat exactly; greedy answers do not depend on the batching either
+/// (both up to the rounding of batched matmuls).</item>
 /// <item>Streaming yields the whole answer as one update (generation is batched, not token-streamed).</item>
-/// <item>Calls are serialised (one model, one batch at a time); concurrency comes from batching many conversations
-/// in one <see cref="GetResponsesAsync"/> call.</item>
+/// <item>Batching: every call joins one queue, and one loop generates the oldest queued conversations, up to
+/// <see cref="BatchSize"/> at a time (those with the same MaxOutputTokens and StopSequences). So
+/// <see cref="GetResponsesAsync"/> with many conversations and several concurrent <see cref="GetResponseAsync"/> calls
+/// (a harness with N calls in flight) are both generated in batches.</item>
 /// </list>
 /// </summary>
 public sealed class TrainerChatClient : IChatClient
@@ -43,7 +46,8 @@ public sealed class TrainerChatClient : IChatClient
     readonly ITokenizer _tokenizer;
     readonly bool _ownsModel;
     readonly ILogger? _log;
-    readonly SemaphoreSlim _gate = new(1, 1);
+    readonly List<Pending> _queue = [];
+    bool _draining;
     readonly int[] _stopIds;
     readonly int _padId;
     readonly ChatClientMetadata _metadata;
@@ -94,8 +98,8 @@ public sealed class TrainerChatClient : IChatClient
         (await GetResponsesAsync([messages], options, cancellationToken).ConfigureAwait(false))[0];
 
     /// <summary>
-    /// Answers every conversation, <see cref="BatchSize"/> at a time, in order; one <see cref="ChatResponse"/> per
-    /// conversation. Cancellation is checked between batches.
+    /// Answers every conversation, in order, one <see cref="ChatResponse"/> each: they join the queue together and are
+    /// generated <see cref="BatchSize"/> at a time. A cancelled call's conversations that have not started are dropped.
     /// </summary>
     public async Task<IReadOnlyList<ChatResponse>> GetResponsesAsync(IReadOnlyList<IEnumerable<ChatMessage>> conversations,
         ChatOptions? options = null, CancellationToken cancellationToken = default)
@@ -105,16 +109,18 @@ public sealed class TrainerChatClient : IChatClient
         var sampling = ChatSampling.From(options, DefaultMaxOutputTokens);
         // Render and encode up front: a bad conversation fails before any generation.
         var prompts = conversations.Select(c => _tokenizer.Encode(Render(c, options, sampling.EnableThinking))).ToArray();
-        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        var pending = prompts.Select(p => new Pending(p, sampling, BatchKey(sampling), cancellationToken)).ToList();
+        lock (_queue)
         {
-            // Generation is CPU/GPU-bound and synchronous: off the caller's thread.
-            return await Task.Run(() => Generate(prompts, sampling, cancellationToken), cancellationToken).ConfigureAwait(false);
+            _queue.AddRange(pending);
+            if (!_draining)
+            {
+                _draining = true;
+                // Generation is CPU/GPU-bound and synchronous: off the callers' threads.
+                _ = Task.Run(Drain, CancellationToken.None);
+            }
         }
-        finally
-        {
-            _gate.Release();
-        }
+        return await Task.WhenAll(pending.Select(p => p.Done.Task.WaitAsync(cancellationToken))).ConfigureAwait(false);
     }
 
     /// <summary>The whole answer as one update (see the class remarks).</summary>
@@ -138,38 +144,79 @@ public sealed class TrainerChatClient : IChatClient
 
     public void Dispose()
     {
+        // Calls still queued or running when the client is disposed are the caller's error (as for any IChatClient).
         if (_ownsModel) _model.Dispose();
-        _gate.Dispose();
     }
 
-    IReadOnlyList<ChatResponse> Generate(int[][] prompts, ChatSampling sampling, CancellationToken cancellationToken)
+    /// <summary>One queued conversation: its prompt ids, its sampling and the task its caller awaits.</summary>
+    sealed record Pending(int[] Prompt, ChatSampling Sampling, string Key, CancellationToken Cancellation)
     {
-        var responses = new List<ChatResponse>(prompts.Length);
+        public TaskCompletionSource<ChatResponse> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    /// <summary>Rows of one batch share the decoding length and the stop ids; everything else is per row.</summary>
+    static string BatchKey(ChatSampling s) => $"{s.MaxOutputTokens}\u0001{string.Join("\u0001", s.StopSequences)}";
+
+    /// <summary>
+    /// The one generation loop: takes the oldest queued conversation and up to <see cref="BatchSize"/> - 1 later ones
+    /// that can share its batch, generates, completes their tasks, and repeats until the queue is empty. Concurrent
+    /// callers (e.g. a harness with several calls in flight) are thereby batched without knowing of each other.
+    /// </summary>
+    void Drain()
+    {
+        while (true)
+        {
+            List<Pending> batch;
+            lock (_queue)
+            {
+                foreach (var cancelled in _queue.Where(p => p.Cancellation.IsCancellationRequested).ToList())
+                {
+                    cancelled.Done.TrySetCanceled(cancelled.Cancellation);
+                    _queue.Remove(cancelled);
+                }
+                if (_queue.Count == 0)
+                {
+                    _draining = false;
+                    return;
+                }
+                var key = _queue[0].Key;
+                batch = _queue.Where(p => p.Key == key).Take(BatchSize).ToList();
+                foreach (var p in batch) _queue.Remove(p);
+            }
+            try
+            {
+                var responses = Generate(batch);
+                for (var i = 0; i < batch.Count; i++) batch[i].Done.TrySetResult(responses[i]);
+            }
+            catch (Exception e)
+            {
+                foreach (var p in batch) p.Done.TrySetException(e);
+            }
+        }
+    }
+
+    IReadOnlyList<ChatResponse> Generate(IReadOnlyList<Pending> batch)
+    {
         var wasTraining = _model.training;
         _model.eval();   // no LoRA dropout while answering
         try
         {
-            for (int start = 0, batch = 0; start < prompts.Length; start += BatchSize, batch++)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                var rows = prompts.Skip(start).Take(BatchSize).ToArray();
-                var options = GenerationOptions(sampling, batch);
-                GenerationResult result;
-                using (var step = new Qwen35StepModel(_model))
-                    result = new TokenGenerator(step).Generate(rows, options);
-                for (var r = 0; r < rows.Length; r++)
-                    responses.Add(Response(rows[r].Length, result.NewTokens[r], result.FinishReasons[r], sampling));
-                _log?.Debug("chat: batch {Batch}: {Rows} conversations, {Tokens} new tokens", batch, rows.Length, result.NewTokens.Sum(t => t.Length));
-            }
+            var rows = batch.Select(p => p.Prompt).ToArray();
+            GenerationResult result;
+            using (var step = new Qwen35StepModel(_model))
+            using (var sampled = new RowSampledStepModel(step, batch.Select(p => p.Sampling).ToArray()))
+                result = new TokenGenerator(sampled).Generate(rows, GenerationOptions(batch[0].Sampling));
+            _log?.Debug("chat: {Rows} conversations, {Tokens} new tokens", rows.Length, result.NewTokens.Sum(t => t.Length));
+            return batch.Select((p, r) => Response(rows[r].Length, result.NewTokens[r], result.FinishReasons[r], p.Sampling)).ToList();
         }
         finally
         {
             _model.train(wasTraining);
         }
-        return responses;
     }
 
-    GenerationOptions GenerationOptions(ChatSampling s, int batch)
+    /// <summary>Greedy decoding over the one-hot logits of <see cref="RowSampledStepModel"/>: the token it chose.</summary>
+    GenerationOptions GenerationOptions(ChatSampling s)
     {
         // A stop text that is exactly one token stops its row in the generator; longer ones are found in the text.
         var vocab = _model.Config.VocabSize;
@@ -177,11 +224,7 @@ public sealed class TrainerChatClient : IChatClient
         return new GenerationOptions
         {
             MaxNewTokens = s.MaxOutputTokens,
-            DoSample = !s.Greedy,
-            Temperature = s.Greedy ? 1.0 : s.Temperature,
-            TopP = s.TopP,
-            TopK = s.TopK,
-            Seed = s.Seed is { } seed ? unchecked(seed + batch) : null,
+            DoSample = false,
             StopTokenIds = _stopIds.Concat(singleTokenStops).Distinct().ToArray(),
             PadTokenId = _padId,
         };
