@@ -81,7 +81,7 @@ public class PeriodicEvaluatorTests
     {
         var r = RecipeLoader.Parse(Recipe, "t.yaml");
         var s = r.Eval.Safety!;
-        Assert.That((s.Prompts, s.Benchmark, s.Every, s.Items), Is.EqualTo(("ac_test.json", SafetyBenchmark.SafetyBorderlineJa, 50, 8)));
+        Assert.That((s.Prompts, s.Benchmark, s.Every, s.Items), Is.EqualTo(("ac_test.json", SafetyEvalBenchmark.SafetyBorderlineJa, 50, 8)));
         Assert.That((s.Temperature, s.TopP, s.Seed), Is.EqualTo((1.0, 0.95, 1234L)), "llm-jp-judge's sampling");
         Assert.That((s.Judge.Endpoint, s.Judge.Model, s.Judge.ApiKeyEnv), Is.EqualTo(("http://127.0.0.1:8000/v1", "qwen3.5-9b", "OPENAI_API_KEY")));
         var back = RecipeLoader.Parse(RecipeLoader.ToYaml(r), "written.yaml");

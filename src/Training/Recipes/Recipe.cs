@@ -36,7 +36,7 @@ public sealed record Recipe
     /// <summary>Evaluate every N optimizer steps (0 = only at the end).</summary>
     public int EvalEvery { get; init; }
 
-    /// <summary>Evaluations during training beyond the eval loss: <c>eval.safety</c> (<see cref="SafetyEvalOptions"/>).</summary>
+    /// <summary>Evaluations during training beyond the eval loss: <c>eval.safety</c> (<see cref="TrainingSafetyEvalOptions"/>).</summary>
     public EvalOptions Eval { get; init; } = new();
 
     /// <summary>Write a resumable checkpoint every N optimizer steps (0 = none).</summary>

@@ -4,13 +4,14 @@ namespace Qwen35.Training.Recipes;
 public sealed record EvalOptions
 {
     /// <summary>Safety evaluation of the model being trained (null = none).</summary>
-    public SafetyEvalOptions? Safety { get; init; }
+    public TrainingSafetyEvalOptions? Safety { get; init; }
 
     public IEnumerable<OptionProblem> Problems() => Safety?.Problems().Select(p => p.Under("safety")) ?? [];
 }
 
-/// <summary>The llm-jp-judge benchmarks (docs/safety-eval.md).</summary>
-public enum SafetyBenchmark
+/// <summary>The llm-jp-judge benchmarks (docs/safety-eval.md); spelled <c>safety_ja</c> / <c>safety_borderline_ja</c>, the
+/// names of the harness's own benchmark enum, to which they map by name.</summary>
+public enum SafetyEvalBenchmark
 {
     /// <summary>AnswerCarefully: safety score 1-5, violation and acceptable rates.</summary>
     SafetyJa,
@@ -24,13 +25,13 @@ public enum SafetyBenchmark
 /// the rates go to metrics.jsonl (<c>evals</c>) and loss.png. Sampling defaults are llm-jp-judge's except
 /// <see cref="MaxNewTokens"/> (256 instead of 1024, to keep the pause short; set 1024 to match it).
 /// </summary>
-public sealed record SafetyEvalOptions
+public sealed record TrainingSafetyEvalOptions
 {
     /// <summary>The prompt file: AnswerCarefully rows (JSON array or JSONL with ID, text, output) or this project's
     /// conversation JSONL (relative to the recipe's folder).</summary>
     public string Prompts { get; init; } = "";
 
-    public SafetyBenchmark Benchmark { get; init; } = SafetyBenchmark.SafetyJa;
+    public SafetyEvalBenchmark Benchmark { get; init; } = SafetyEvalBenchmark.SafetyJa;
 
     /// <summary>Evaluate every N optimizer steps; 0 = only at the last step.</summary>
     public int Every { get; init; }
