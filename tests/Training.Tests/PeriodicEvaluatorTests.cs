@@ -87,7 +87,11 @@ public class PeriodicEvaluatorTests
         var back = RecipeLoader.Parse(RecipeLoader.ToYaml(r), "written.yaml");
         Assert.That(back.Eval.Safety, Is.EqualTo(s with { Judge = back.Eval.Safety!.Judge }));
         Assert.That(back.Eval.Safety!.Judge, Is.EqualTo(s.Judge));
-        Assert.That(RecipeLoader.Parse("model: builtin:tiny\ndata:\n  train: a.jsonl\n", "t.yaml").Eval.Safety, Is.Null, "no section, no evaluation");
+        var without = RecipeLoader.Parse("model: builtin:tiny\ndata:\n  train: data/sample/ja_safety_sample.jsonl\n", "t.yaml");
+        Assert.That(without.Eval.Safety, Is.Null, "no section, no evaluation");
+        // The evaluation does not change the training trajectory: a resumed run may add, drop or change it silently.
+        Assert.That(RecipeLoader.Hash(r), Is.EqualTo(RecipeLoader.Hash(without)));
+        Assert.That(RecipeLoader.Hash(r with { Lora = r.Lora with { Rank = 4 } }), Is.Not.EqualTo(RecipeLoader.Hash(without)));
     }
 
     [Test]
