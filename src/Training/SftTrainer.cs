@@ -33,6 +33,7 @@ public sealed class SftTrainer : IDisposable
 
     Qwen35ForCausalLM? _model;
     SftData? _data;
+    ITokenizer? _tokenizer;
     AdamW? _optimizer;
     List<(string Name, Parameter Param)> _trainable = [];
     OutputDirectory? _output;
@@ -63,6 +64,10 @@ public sealed class SftTrainer : IDisposable
 
     /// <summary>Called after every optimizer step (progress bars).</summary>
     public Action<StepReport>? OnStep { get; set; }
+
+    /// <summary>Evaluations run during training (<see cref="IPeriodicEvaluator"/>), e.g. the safety evaluation that
+    /// <c>trainer train</c> builds from the recipe's <c>eval.safety</c> section.</summary>
+    public IReadOnlyList<IPeriodicEvaluator> PeriodicEvaluators { get; init; } = [];
 
     /// <summary>Optimizer steps the run will take (known after <see cref="Setup"/>).</summary>
     public int TotalSteps { get; private set; }
@@ -96,7 +101,7 @@ public sealed class SftTrainer : IDisposable
         _model.train();
 
         // 4. Tokenizer: the recipe's, else the model folder's; its ids must fit the model's vocabulary.
-        var tokenizer = session.Tokenizer;
+        var tokenizer = _tokenizer = session.Tokenizer;
         // The recipe's GGUF files: a model llama.cpp cannot hold is refused now, not after training.
         _gguf = Qwen35.Export.GgufRunExport.Prepare(r.Export, session.Config, session.ModelDir is { } md ? Path.Combine(md, "config.json") : r.Model,
             session.ModelDir is { } d ? Path.GetFileName(Path.TrimEndingDirectorySeparator(d)) : "builtin-tiny",
@@ -172,7 +177,11 @@ public sealed class SftTrainer : IDisposable
         var loop = new TrainLoop(_model!, _trainable, _optimizer!, _data!, _data!.EvalBatches, _data.Categories, options, _log, SaveAdapter, _comm)
         {
             OnStep = OnStep,
+            PeriodicEvaluators = PeriodicEvaluators,
+            Tokenizer = _tokenizer,
         };
+        if (r.Eval.Safety is not null && PeriodicEvaluators.Count == 0)
+            _log.Warning("eval.safety is set but this trainer was given no periodic evaluator (trainer train builds it; a program using SftTrainer passes one in PeriodicEvaluators); no safety evaluation will run");
         TrainResult result;
         try
         {

@@ -77,6 +77,13 @@ public sealed class TrainLoop(
     /// <summary>Called after every optimizer step (e.g. to advance a progress bar).</summary>
     public Action<StepReport>? OnStep { get; set; }
 
+    /// <summary>Evaluations run every N steps and at the last step (<see cref="IPeriodicEvaluator"/>); their numbers
+    /// land in metrics.jsonl under <c>evals</c>. Needs <see cref="Tokenizer"/>.</summary>
+    public IReadOnlyList<IPeriodicEvaluator> PeriodicEvaluators { get; init; } = [];
+
+    /// <summary>The run's tokenizer, handed to <see cref="PeriodicEvaluators"/>.</summary>
+    public Qwen35.Data.ITokenizer? Tokenizer { get; init; }
+
     /// <summary>Steps per epoch: the micro-batches of an epoch grouped by grad_accum (a partial last group is dropped;
     /// an epoch smaller than grad_accum makes one step of all its micro-batches).</summary>
     public static int StepsPerEpoch(int microBatches, int gradAccum) =>
@@ -170,7 +177,8 @@ public sealed class TrainLoop(
             var doEval = evalBatches.Count > 0 && (isLast || (options.EvalEvery > 0 && state.Step % options.EvalEvery == 0));
             EvalResult? eval = doEval ? Evaluate(model, evalBatches, categories, options.ChunkRows, comm) : null;
             if (eval != null) lastEval = eval;
-            if (doEval || isLast || state.Step % options.LogEvery == 0)
+            var evals = RunPeriodicEvaluators(state.Step, isLast);
+            if (doEval || isLast || evals is not null || state.Step % options.LogEvery == 0)
             {
                 var seconds = windowClock.Elapsed.TotalSeconds;
                 var record = new MetricsRecord
@@ -189,6 +197,7 @@ public sealed class TrainLoop(
                     MemoryMb = device.type == DeviceType.CUDA ? Nvml.UsedMb() is { } mb ? Math.Round(mb, 1) : null
                         : Math.Round(ProcessMemory.RssMb(), 1),
                     SkippedNonfinite = state.SkippedNonfinite,
+                    Evals = evals,
                 };
                 metrics.Write(record);
                 log.Information("step {Step}/{Total} loss {Loss:F4} lr {Lr:E2} grad_norm {GradNorm:F3} tok/s {TokPerS:F0}{Eval}",
@@ -211,6 +220,47 @@ public sealed class TrainLoop(
             }
         }
         return new TrainResult(state, metrics.History, lastEval, state.Step >= options.TotalSteps);
+    }
+
+    /// <summary>
+    /// Runs the periodic evaluators due at <paramref name="step"/> (its multiples of Every, and the last step) with the
+    /// model in eval mode and no gradients, then restores training mode. Returns their numbers merged (null when none
+    /// ran or none returned any); an evaluator that throws is logged and skipped. On several processes rank 0 alone runs
+    /// them (they generate and write files; the other ranks wait for it in the next step's collective).
+    /// </summary>
+    SortedDictionary<string, double>? RunPeriodicEvaluators(int step, bool isLast)
+    {
+        if (!comm.IsWriter) return null;
+        var due = PeriodicEvaluators.Where(e => isLast || (e.Every > 0 && step % e.Every == 0)).ToList();
+        if (due.Count == 0) return null;
+        if (Tokenizer is null) throw new InvalidOperationException("periodic evaluators need TrainLoop.Tokenizer");
+        SortedDictionary<string, double>? merged = null;
+        var wasTraining = model.training;
+        model.eval();
+        try
+        {
+            using var noGrad = no_grad();
+            foreach (var evaluator in due)
+            {
+                var clock = Stopwatch.StartNew();
+                try
+                {
+                    var numbers = evaluator.Evaluate(new PeriodicEvalContext(model, Tokenizer, step, options.TotalSteps, log));
+                    foreach (var (key, value) in numbers) (merged ??= new(StringComparer.Ordinal))[key] = value;
+                    log.Information("{Name} evaluation at step {Step} ({Seconds:F1} s): {Numbers}", evaluator.Name, step, clock.Elapsed.TotalSeconds,
+                        string.Join(", ", numbers.Select(kv => $"{kv.Key} {kv.Value:G4}")));
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    log.Warning("{Name} evaluation at step {Step} failed, training continues: {Message}", evaluator.Name, step, e.Message);
+                }
+            }
+        }
+        finally
+        {
+            model.train(wasTraining);
+        }
+        return merged;
     }
 
     /// <summary>One optimizer step over a group of micro-batches. Returns (mean loss, grad norm before clipping,

@@ -18,6 +18,8 @@ public sealed record MetricsRecord
     [JsonPropertyName("elapsed_s")] public double? ElapsedSeconds { get; init; }
     [JsonPropertyName("memory_mb")] public double? MemoryMb { get; init; }
     [JsonPropertyName("skipped_nonfinite")] public int? SkippedNonfinite { get; init; }
+    /// <summary>Numbers of the periodic evaluators (Loop/PeriodicEvaluator.cs) that ran at this step, e.g. the safety rates.</summary>
+    [JsonPropertyName("evals")] public IReadOnlyDictionary<string, double>? Evals { get; init; }
 }
 
 /// <summary>

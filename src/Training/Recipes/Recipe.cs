@@ -37,6 +37,9 @@ public sealed record Recipe
     /// <summary>Evaluate every N optimizer steps (0 = only at the end).</summary>
     public int EvalEvery { get; init; }
 
+    /// <summary>Evaluations during training beyond the eval loss: <c>eval.safety</c> (<see cref="TrainingSafetyEvalOptions"/>).</summary>
+    public EvalOptions Eval { get; init; } = new();
+
     /// <summary>Write a resumable checkpoint every N optimizer steps (0 = none).</summary>
     public int SaveEvery { get; init; }
 
@@ -71,5 +74,6 @@ public sealed record Recipe
         .Add(Data.Problems(), "data")
         .Add(Schedule.Problems(), "schedule")
         .Add(Export.Problems(), "export")
+        .Add(Eval.Problems(), "eval")
         .Problems;
 }

@@ -77,12 +77,13 @@ public static class RecipeLoader
     static string KeyOf(PropertyInfo p) => p.GetCustomAttribute<YamlMemberAttribute>()?.Alias ?? RecipeYaml.Naming.Apply(p.Name);
 
     /// <summary>
-    /// Hash of everything that changes the training trajectory (not output_dir, logging/saving cadence or the export), stored in
+    /// Hash of everything that changes the training trajectory (not output_dir, logging/saving cadence, the export or the
+    /// evaluations during training, which draw from their own generators), stored in
     /// checkpoints so a resume with a different recipe is noticed.
     /// </summary>
     public static string Hash(Recipe recipe)
     {
-        var essential = recipe with { OutputDir = "", EvalEvery = 0, SaveEvery = 0, KeepLast = 0, LogEvery = 0, Export = new() };
+        var essential = recipe with { OutputDir = "", EvalEvery = 0, SaveEvery = 0, KeepLast = 0, LogEvery = 0, Export = new(), Eval = new() };
         var yaml = ToYaml(essential);
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(yaml)))[..16];
     }
