@@ -36,8 +36,14 @@ public sealed record BackendSpec(BackendKind Kind, string Role, string Flag)
         _ => Join(Path.GetFileName(GgufPath!), LoraPath),
     };
 
-    /// <summary>Local backends run one call at a time unless told otherwise; endpoints take several.</summary>
-    public int DefaultConcurrency => Kind == BackendKind.Endpoint ? 8 : 1;
+    /// <summary>Endpoints take several calls at once; the trainer's own model batches as many concurrent calls as its
+    /// batch size (<see cref="Clients.TrainerChatClient.DefaultBatchSize"/>); llama.cpp runs one at a time.</summary>
+    public int DefaultConcurrency => Kind switch
+    {
+        BackendKind.Endpoint => 8,
+        BackendKind.TrainerModel => Clients.TrainerChatClient.DefaultBatchSize,
+        _ => 1,
+    };
 
     /// <summary>Where it is, for messages: "--endpoint http://…/v1 (model X)", "--model DIR".</summary>
     public string Describe() => Kind switch

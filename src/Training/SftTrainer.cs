@@ -180,7 +180,7 @@ public sealed class SftTrainer : IDisposable
             PeriodicEvaluators = PeriodicEvaluators,
             Tokenizer = _tokenizer,
         };
-        if (r.Eval.Safety is not null && PeriodicEvaluators.Count == 0)
+        if (r.Eval.Safety is not null && PeriodicEvaluators.Count == 0 && _comm.IsWriter)
             _log.Warning("eval.safety is set but this trainer was given no periodic evaluator (trainer train builds it; a program using SftTrainer passes one in PeriodicEvaluators); no safety evaluation will run");
         TrainResult result;
         try

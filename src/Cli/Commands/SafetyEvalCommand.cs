@@ -24,13 +24,10 @@ public static class SafetyEvalCommand
 {
     const string Verb = "safety-eval";
 
-    /// <summary>The local backends' constructors, from src/Safety/Clients.
-    /// MERGE NOTE: once TrainerChatClient and LlamaGgufChatClient exist, these two nulls become
-    /// <c>session => new Qwen35.Safety.Clients.TrainerChatClient(session, log)</c> and
-    /// <c>(gguf, lora) => new Qwen35.Safety.Clients.LlamaGgufChatClient(gguf, lora)</c>.</summary>
-    static BackendConstructors LocalBackends(Serilog.ILogger log) => new(
-        Trainer: null,
-        Gguf: null);
+    /// <summary>The local backends' constructors, from src/Safety/Clients (tests pass fakes through <see cref="Build"/>).</summary>
+    internal static BackendConstructors LocalBackends(Serilog.ILogger log) => new(
+        Trainer: session => new Qwen35.Safety.Clients.TrainerChatClient(session, log),
+        Gguf: (gguf, lora) => new Qwen35.Safety.Clients.LlamaGgufChatClient(gguf, lora));
 
     sealed record Flags
     {

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Qwen35.Data;
 using Qwen35.Distributed;
 using Qwen35.Lora;
+using Qwen35.Safety;
 using Qwen35.Training;
 using Qwen35.Training.Loop;
 using Qwen35.Training.Observability;
@@ -104,7 +105,13 @@ public static class TrainCommand
             // Ctrl-C wiring, and the cursor shown again on every way out of here (Spectre hides it while drawing).
             using var ctrlC = new CtrlC(interrupt, bar ? console : null);
             log.Information("recipe {Source} (hash {Hash}) -> {Output}", resolved.Source, RecipeLoader.Hash(recipe), recipe.OutputDir);
-            using var trainer = new SftTrainer(recipe, resolved.BaseDir, log) { LogFile = logFile, Launch = launch };
+            // eval.safety: built before setup, so a missing prompt file or judge is refused before any training; rank 0
+            // alone evaluates (docs/distributed.md).
+            using var safety = launch is { Rank: > 0 } ? null : SafetyDuringTraining(recipe, resolved.BaseDir, log);
+            using var trainer = new SftTrainer(recipe, resolved.BaseDir, log)
+            {
+                LogFile = logFile, Launch = launch, PeriodicEvaluators = safety is null ? [] : [safety],
+            };
             trainer.Setup(mode);
             // Every rank says where it runs (rank 0 in its log; the others through their `rank N:` stderr).
             if (launch is { Rank: > 0 }) errors.WriteLine($"device {trainer.Device}");
@@ -150,6 +157,17 @@ public static class TrainCommand
             Console.WriteLine($"wall_s: {result.WallSeconds:F1}");
             return CliErrors.Ok;
         }, logDir: () => outputDir is not null && Directory.Exists(outputDir) ? outputDir : null);
+    }
+
+    /// <summary>The recipe's <c>eval.safety</c> as a periodic evaluator over the run's live model, judged by the backend it
+    /// names, through the same harness as <c>trainer safety-eval</c> (docs/safety-eval.md, "During training").</summary>
+    static TrainingSafetyEval? SafetyDuringTraining(Recipe recipe, string baseDir, Serilog.ILogger log)
+    {
+        if (recipe.Eval.Safety is not { } s) return null;
+        var j = TrainingSafetyEval.ResolvePaths(s.Judge, baseDir);
+        var spec = ChatBackends.Judge(new JudgeBackendFlags(j.Endpoint, j.Model, j.Gguf, j.ModelDir, j.ApiKeyEnv, SessionTemplate: recipe.SessionOptions));
+        var judge = new ChatBackends(SafetyEvalCommand.LocalBackends(log)).Create(spec);
+        return new TrainingSafetyEval(s, baseDir, recipe.OutputDir, judge, new HarnessForTraining());
     }
 
     /// <summary>

@@ -81,7 +81,9 @@ public sealed class TrainerChatClient : IChatClient
     }
 
     /// <summary>Conversations generated together in one batch (memory grows with it and with the longest prompt).</summary>
-    public int BatchSize { get; init; } = 8;
+    public const int DefaultBatchSize = 8;
+
+    public int BatchSize { get; init; } = DefaultBatchSize;
 
     /// <summary>Answer length when <see cref="ChatOptions.MaxOutputTokens"/> is null (llm-jp-judge's max_tokens).</summary>
     public int DefaultMaxOutputTokens { get; init; } = 1024;
