@@ -18,6 +18,9 @@ public sealed record MetricsRecord
     [JsonPropertyName("elapsed_s")] public double? ElapsedSeconds { get; init; }
     [JsonPropertyName("memory_mb")] public double? MemoryMb { get; init; }
     [JsonPropertyName("skipped_nonfinite")] public int? SkippedNonfinite { get; init; }
+    /// <summary>An objective's own metrics at the top level of the line (DPO: TRL's <c>rewards/chosen</c>, …, and
+    /// <c>eval_rewards/chosen</c>, …); read back as <see cref="JsonElement"/>s.</summary>
+    [JsonExtensionData] public Dictionary<string, object>? Extra { get; init; }
 }
 
 /// <summary>
