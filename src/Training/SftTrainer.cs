@@ -6,6 +6,7 @@ using Qwen35.Lora;
 using Qwen35.Models;
 using Qwen35.Training.Checkpointing;
 using Qwen35.Training.Datasets;
+using Qwen35.Training.Dpo;
 using Qwen35.Training.Loop;
 using Qwen35.Training.Observability;
 using Qwen35.Training.Recipes;
@@ -35,6 +36,8 @@ public sealed class SftTrainer : IDisposable
     List<(string Name, Parameter Param)> _trainable = [];
     OutputDirectory? _output;
     OutputMode _mode;
+    DpoRun? _dpo;
+    LoraOptions? _loraOptions;
 
     /// <param name="recipe">A validated recipe.</param>
     /// <param name="baseDir">Folder that relative input paths of the recipe resolve against.</param>
@@ -76,8 +79,8 @@ public sealed class SftTrainer : IDisposable
 
         // 3. Model, then the LoRA adapter on top: every base weight frozen, adapter parameters fp32 and trainable.
         _model = session.LoadModel(_log, r.Schedule.Seed);
-        var report = LoraInjector.Apply(_model, r.Lora, r.Schedule.Seed);
-        _log.Information("{Report}", report.Format().TrimEnd());
+        // (DPO with a reference adapter trains a copy of it, with that adapter's own LoRA options.)
+        _loraOptions = DpoRun.AttachAdapter(r, _baseDir, _model, _log);
         _trainable = Session.Trainable(_model);
         _model.train();
 
@@ -85,7 +88,11 @@ public sealed class SftTrainer : IDisposable
         var tokenizer = session.Tokenizer;
 
         // 5. Data: needs the tokenizer (encoding, pad id) and the schedule's micro-batch size and seed.
-        _data = SftData.Load(r.Data, r.Schedule.MicroBatchSize, r.Schedule.Seed, _baseDir, tokenizer, _log);
+        // DPO: preference pairs instead, and the reference log-probs, before the optimizer or a checkpoint touches
+        // the adapter (DpoRun).
+        if (r.Objective == TrainingObjectiveKind.Dpo) _dpo = DpoRun.Prepare(r, _baseDir, _model, tokenizer, mode, _log);
+        else _data = SftData.Load(r.Data, r.Schedule.MicroBatchSize, r.Schedule.Seed, _baseDir, tokenizer, _log);
+        var source = (IMicroBatchSource?)_dpo?.Data ?? _data!;
 
         // 6. Optimizer: AdamW over the LoRA parameters only (state in fp32 like the parameters).
         var s = r.Schedule;
@@ -93,10 +100,10 @@ public sealed class SftTrainer : IDisposable
             eps: s.Eps, weight_decay: s.WeightDecay);
 
         // 7. Schedule: total steps from max_steps or epochs × steps per epoch; warm-up from steps or ratio.
-        TotalSteps = s.MaxSteps ?? TrainLoop.StepsFor(_data, s.Epochs, s.GradAccum);
-        var stepsPerEpoch = TrainLoop.StepsPerEpoch(_data.Count(0), s.GradAccum);
-        _log.Information("schedule: {Steps} optimizer steps ({PerEpoch} per epoch), {Micro} micro-batches of {Rows} rows x grad_accum {GA}, lr {Lr} {Kind}, warmup {Warmup}",
-            TotalSteps, stepsPerEpoch, _data.Count(0), s.MicroBatchSize, s.GradAccum, s.LearningRate, OptionNames.Name(s.LrScheduler),
+        TotalSteps = s.MaxSteps ?? TrainLoop.StepsFor(source, s.Epochs, s.GradAccum);
+        var stepsPerEpoch = TrainLoop.StepsPerEpoch(source.Count(0), s.GradAccum);
+        _log.Information("schedule: {Steps} optimizer steps ({PerEpoch} per epoch), {Micro} micro-batches of {Rows} {What} x grad_accum {GA}, lr {Lr} {Kind}, warmup {Warmup}",
+            TotalSteps, stepsPerEpoch, source.Count(0), s.MicroBatchSize, _dpo is null ? "rows" : "pairs", s.GradAccum, s.LearningRate, OptionNames.Name(s.LrScheduler),
             s.WarmupFor(TotalSteps));
     }
 
@@ -141,23 +148,29 @@ public sealed class SftTrainer : IDisposable
         _output!.Begin();
         LogFile?.Open(Path.Combine(r.OutputDir, "train.log.jsonl"));
         AtomicFile.WriteAllText(Path.Combine(r.OutputDir, "recipe.yaml"), RecipeLoader.ToYaml(r));
+        _dpo?.SaveCache(r.OutputDir);
 
-        var loop = new TrainLoop(_model!, _trainable, _optimizer!, _data!, _data!.EvalBatches, _data.Categories, options, _log, SaveAdapter)
-        {
-            OnStep = OnStep,
-        };
+        var loop = _dpo is { } dpo
+            ? new TrainLoop(_model!, _trainable, _optimizer!, dpo.Data, dpo.Data.EvalBatches, dpo.Data.Categories, options, _log, SaveAdapter)
+            {
+                OnStep = OnStep, Objective = dpo.Objective,
+            }
+            : new TrainLoop(_model!, _trainable, _optimizer!, _data!, _data!.EvalBatches, _data.Categories, options, _log, SaveAdapter)
+            {
+                OnStep = OnStep,
+            };
         var result = loop.Run(state, stopAfterStep, stop);
 
         var losses = result.History.Where(h => h.Loss is not null).Select(h => h.Loss!.Value).ToList();
         double? first = losses.Count > 0 ? losses[0] : null, last = losses.Count > 0 ? losses[^1] : null;
-        LossPlot.Save(Path.Combine(r.OutputDir, "loss.png"), result.History, $"LoRA SFT {Path.GetFileName(r.Model.TrimEnd('/'))}");
+        LossPlot.Save(Path.Combine(r.OutputDir, "loss.png"), result.History, $"LoRA {(_dpo is null ? "SFT" : r.Dpo.LossType == DpoLossType.Ipo ? "IPO" : "DPO")} {Path.GetFileName(r.Model.TrimEnd('/'))}");
         string? adapterDir = null;
         if (result.Completed)
         {
             adapterDir = Path.Combine(r.OutputDir, "adapter");
-            foreach (var warning in PeftAdapter.Save(adapterDir, _model!, r.Lora, r.Model))
+            foreach (var warning in PeftAdapter.Save(adapterDir, _model!, _loraOptions!, r.Model))
                 _log.Warning("adapter portability: {Warning}", warning);
-            AtomicFile.WriteAllText(Path.Combine(adapterDir, "README.md"), ModelCard(result, first, last));
+            AtomicFile.WriteAllText(Path.Combine(adapterDir, "README.md"), _dpo is null ? ModelCard(result, first, last) : DpoModelCard.Write(r, _dpo, result, TotalSteps, first, last));
             _log.Information("adapter written to {Dir}", adapterDir);
         }
         _log.Information("done: {Steps} steps, loss {First:F4} -> {Last:F4}, eval {Eval}, {Seconds:F1} s",
@@ -165,7 +178,7 @@ public sealed class SftTrainer : IDisposable
         return new TrainRunResult(result, adapterDir, first, last, wall.Elapsed.TotalSeconds);
     }
 
-    void SaveAdapter(string dir) => PeftAdapter.Save(dir, _model!, _recipe.Lora, _recipe.Model);
+    void SaveAdapter(string dir) => PeftAdapter.Save(dir, _model!, _loraOptions!, _recipe.Model);
 
     /// <summary>A Hugging Face style model card: what was trained on what, how, and how well.</summary>
     string ModelCard(TrainResult result, double? first, double? last)

@@ -110,7 +110,9 @@ public static class DatasetReader
     static DatasetRowException FileError(string file, string reason, DatasetLocation? where = null) =>
         new(new DatasetRowError(where ?? DatasetLocation.WholeFile(file), "(file)", reason));
 
-    static IEnumerable<(DatasetLocation, JsonObject?, RowFieldException?)> JsonRows(string file)
+    /// <summary>The rows of a JSONL (or JSON-array) file as JSON objects, each with its location or its error
+    /// (internal: the preference reader reads files through the same row source).</summary>
+    internal static IEnumerable<(DatasetLocation, JsonObject?, RowFieldException?)> JsonRows(string file)
     {
         var bytes = File.ReadAllBytes(file);
         if (file.EndsWith(".json", StringComparison.OrdinalIgnoreCase) && FirstNonSpace(bytes) == '[')
@@ -165,7 +167,8 @@ public static class DatasetReader
         return -1;
     }
 
-    static IEnumerable<(DatasetLocation, JsonObject?, RowFieldException?)> ParquetRows(string file, Action<int> rowGroupCount)
+    /// <summary>The rows of every row group of a Parquet file as JSON objects (internal: shared with the preference reader).</summary>
+    internal static IEnumerable<(DatasetLocation, JsonObject?, RowFieldException?)> ParquetRows(string file, Action<int> rowGroupCount)
     {
         int groups;
         try

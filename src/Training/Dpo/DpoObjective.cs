@@ -44,7 +44,7 @@ public sealed class DpoObjective(DpoOptions options) : ITrainingObjective
             // Token weight = −∂L/∂s of its sequence: Σ_t w_t·CE_t has the gradient of L with respect to the model.
             var weights = leaf.grad!.index_select(0, sel.Groups!).neg().to(ScalarType.Float32);
             ChunkedCrossEntropy.SumLossBackwardOnDevice(hidden, sel with { Weights = weights }, model.LmHeadWeight, gradScale, chunkRows);
-            return terms.Metrics().sum(0);
+            return terms.Metrics().sum(0, keepdim: false);   // (a bare sum(0) would bind to sum(ScalarType) and mean uint8)
         }, forward);
         return result.MoveToOuterDisposeScope();
     }
