@@ -111,7 +111,7 @@ public static class PreferenceReader
             case JsonValue v when v.GetValueKind() == JsonValueKind.String:
                 var text = v.GetValue<string>();
                 if (PyText.Strip(text).Length == 0) throw new RowFieldException("prompt", "empty");
-                return ([new ChatMessage(Roles.User, text)], true);
+                return ([new ChatMessage(Roles.User, text, Train: false)], true);
             case JsonArray a:
                 var messages = ConversationJson.ParseMessages(a, "prompt").Select(m => m with { Train = false, TrainDetail = null }).ToList();
                 var last = messages[^1];
