@@ -143,6 +143,15 @@ public class DpoTrainerTests
         Assert.That(new StreamReader(s!).ReadToEnd(), Is.EqualTo(File.ReadAllText(Path.Combine(TestPaths.RepoRoot, "recipes", "dpo-tiny.yaml"))));
     }
 
+    [TestCase("9b-dpo", "runs/9b/adapter")]
+    [TestCase("27b-dpo", "runs/27b/adapter")]
+    public void TheShippedDpoRecipesAreValidAndFitAPairInARow(string name, string reference)
+    {
+        var recipe = RecipeLoader.LoadFile(Path.Combine(TestPaths.RepoRoot, "recipes", name + ".yaml"));
+        Assert.That((recipe.Objective, recipe.Dpo.ReferenceAdapter, recipe.Precision), Is.EqualTo((TrainingObjectiveKind.Dpo, reference, Qwen35.Models.Precision.Bf16)));
+        Assert.That(recipe.Data.RowLength(), Is.GreaterThanOrEqualTo(2 * recipe.Dpo.MaxLength!.Value), "both sides of the longest pair fit one packed row");
+    }
+
     [Test]
     public void BadDpoKeysAreNamedWithTheirLine()
     {
