@@ -22,7 +22,9 @@ public sealed record TrainRunResult(TrainResult Loop, string? AdapterDir, double
 
 /// <summary>
 /// LoRA supervised fine-tuning of a Qwen3.5 model from a <see cref="Recipe"/>: the torchtune recipe shape (setup in
-/// dependency order, then the loop), with the loop itself in <see cref="TrainLoop"/>.
+/// dependency order, then the loop), with the loop itself in <see cref="TrainLoop"/>. With <c>objective: dpo</c> the
+/// same run trains on preference pairs (<see cref="DpoRun"/> sets up the data and the reference; the loop runs
+/// <see cref="DpoObjective"/> instead of the SFT loss, docs/dpo.md).
 /// </summary>
 public sealed class SftTrainer : IDisposable
 {
@@ -58,7 +60,10 @@ public sealed class SftTrainer : IDisposable
     /// <summary>Optimizer steps the run will take (known after <see cref="Setup"/>).</summary>
     public int TotalSteps { get; private set; }
 
-    public SftData Data => _data ?? throw new InvalidOperationException("call Setup first");
+    public SftData Data => _data ?? throw new InvalidOperationException(_dpo is null ? "call Setup first" : "a DPO run has preference data: see Dpo");
+
+    /// <summary>The DPO part of the run (pairs, reference, objective); null for SFT or before <see cref="Setup"/>.</summary>
+    public DpoRun? Dpo => _dpo;
 
     /// <summary>Builds everything, in dependency order. Each step states what it needs from the previous ones.
     /// <paramref name="mode"/>: a new run (refused if output_dir holds an earlier one), a new run that first deletes the

@@ -51,6 +51,11 @@ public static class PreferenceReader
     /// <summary>Why a pair whose two answers are the same is refused (DPO learns nothing from it).</summary>
     public const string IdenticalReason = "identical to chosen (the two answers render to the same text)";
 
+    /// <summary>Reads with the recipe's reader options (<see cref="DataOptions.ReadOptions"/>): its bad-row policy and
+    /// report limit apply; the row format does not (a preference row has one layout family).</summary>
+    public static PreferenceReadResult Read(string pathOrGlobOrFolder, DatasetReadOptions options) =>
+        Read(pathOrGlobOrFolder, options.OnError, options.MaxReportedErrors);
+
     public static PreferenceReadResult Read(string pathOrGlobOrFolder, BadRowPolicy onBadRow = BadRowPolicy.Fail, int maxReportedErrors = 20)
     {
         var result = new PreferenceReadResult();

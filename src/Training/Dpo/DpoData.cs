@@ -160,7 +160,7 @@ public sealed class DpoData : IMicroBatchSource
             foreach (var raw in paths)
             {
                 var path = RecipeResolver.InputPath(raw, baseDir);
-                var result = PreferenceReader.Read(path, d.OnBadRow);
+                var result = PreferenceReader.Read(path, d.ReadOptions());
                 if (result.ErrorCount > 0)
                     log.Warning("{What} pairs: {Count} bad rows skipped in {Path}: {First}{More}", what, result.ErrorCount, path,
                         string.Join("; ", result.Errors.Take(5)), result.ErrorCount > 5 ? $" (and {result.ErrorCount - 5} more)" : "");
@@ -201,7 +201,6 @@ public sealed class DpoData : IMicroBatchSource
         if (trainSet.Count == 0 && !evalOnly)
             throw new UserInputException($"data.train: no usable preference pair in {string.Join(", ", d.Train)} (see the log for dropped rows)");
         if (d.CategoryWeights is not null) log.Warning("data.category_weights do not apply to objective dpo (every pair weighs the same); ignored");
-        return new DpoData(trainSet.Pairs, evalSet.Pairs, pairsPerBatch, d.Packing, Math.Max(d.RowLength(), d.Packing ? 0 : maxLength),
-            tokenizer.PadId, seed);
+        return new DpoData(trainSet.Pairs, evalSet.Pairs, pairsPerBatch, d.Packing, d.RowLength(), tokenizer.PadId, seed);
     }
 }
