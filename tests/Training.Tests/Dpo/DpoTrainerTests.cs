@@ -86,6 +86,25 @@ public class DpoTrainerTests
         Assert.That(lastEval.EvalLossByCategory!.Keys, Is.EquivalentTo(new[] { "helpful", "refusal" }));
         Assert.That(((JsonElement)lastEval.Extra!["eval_metrics_by_category"]).GetProperty("refusal").TryGetProperty("rewards/margins", out _));
 
+        // A cache that does not match this run (here: its fingerprint edited) is named and recomputed before the
+        // checkpoint loads, which gives the same values, so the resumed run still equals the uninterrupted one.
+        var c = TestPaths.TempDir("dpo-resume-c");
+        using (var log = Log(new Collect()))
+        using (var trainer = new SftTrainer(Recipe(c, pairs, 6), TestPaths.RepoRoot, log))
+            trainer.Run(stopAfterStep: 3);
+        var cachePath = Path.Combine(c, ReferenceLogps.FileName);
+        File.WriteAllText(cachePath, File.ReadAllText(cachePath).Replace("reference=base", "reference=other"));
+        var sinkC = new Collect();
+        using (var log = Log(sinkC))
+        using (var trainer = new SftTrainer(Recipe(c, pairs, 6), TestPaths.RepoRoot, log))
+        {
+            trainer.Setup(OutputMode.Resume);
+            trainer.Run(resume: "latest");
+        }
+        Assert.That(sinkC.Lines, Has.Some.Contains("Warning: dpo: recomputing the reference log-probs:").And.Contains("reference=other"));
+        Assert.That(File.ReadAllText(cachePath), Is.EqualTo(cacheBefore), "the rewritten cache");
+        Assert.That(MetricsWriter.Read(Path.Combine(c, "metrics.jsonl")).Select(r => r.Loss), Is.EqualTo(ma.Select(r => r.Loss)));
+
         // The policy starts as the reference (fresh adapter, B = 0): the first step's loss is log 2, its rewards 0.
         Assert.That(ma[0].Loss!.Value, Is.EqualTo(Math.Log(2)).Within(1e-6));
         Assert.That(Extra(ma[0], "rewards/chosen"), Is.EqualTo(0).Within(1e-7));
