@@ -33,6 +33,10 @@ public sealed class LoraAdapter : IProjectionAdapter
     /// <summary>True while s·B·A is folded into the base weight; the branch then adds nothing.</summary>
     public bool Merged { get; internal set; }
 
+    /// <summary>False: the branch adds nothing, so the projection computes the base model's output (a DPO reference
+    /// pass uses the base model this way, without a second copy of it). See <see cref="LoraInjector.Disable"/>.</summary>
+    public bool Enabled { get; set; } = true;
+
     /// <summary>
     /// When the input is bf16 (a bf16 base), compute the branch in bf16: A and B (fp32 parameters, r·(in+out) values)
     /// are cast per call and their gradients come back to fp32 through the cast. This skips the fp32 copy of the
@@ -64,7 +68,7 @@ public sealed class LoraAdapter : IProjectionAdapter
 
     public Tensor Apply(Tensor input, Tensor baseOutput)
     {
-        if (Merged) return baseOutput;
+        if (Merged || !Enabled) return baseOutput;
         var dtype = LoraA.weight.dtype;
         if (ComputeInInputDtype && input.dtype != dtype)
         {

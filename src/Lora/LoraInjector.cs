@@ -104,6 +104,23 @@ public static class LoraInjector
     public static IReadOnlyList<Parameter> Parameters(nn.Module model) =>
         Adapters(model).SelectMany(a => new[] { a.LoraA.weight, a.LoraB.weight }).ToList();
 
+    /// <summary>Switches every adapter of the model off until the result is disposed (then back to how each was), so
+    /// the model computes the base model's outputs: the DPO reference without a second copy of the model.</summary>
+    public static IDisposable Disable(nn.Module model)
+    {
+        var adapters = Adapters(model).Select(a => (Adapter: a, Was: a.Enabled)).ToList();
+        foreach (var (a, _) in adapters) a.Enabled = false;
+        return new Restore(() =>
+        {
+            foreach (var (a, was) in adapters) a.Enabled = was;
+        });
+    }
+
+    sealed class Restore(Action undo) : IDisposable
+    {
+        public void Dispose() => undo();
+    }
+
     /// <summary>Sets requires_grad on the LoRA parameters and clears it on every other parameter.</summary>
     public static void FreezeAllButAdapters(nn.Module model)
     {

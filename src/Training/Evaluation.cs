@@ -1,4 +1,5 @@
 using Qwen35.Data;
+using Qwen35.Training.Dpo;
 using Qwen35.Training.Datasets;
 using Qwen35.Training.Loop;
 using Serilog;
@@ -25,5 +26,35 @@ public static class Evaluation
             throw new UserInputException($"{string.Join(", ", data.Train)}: no example with a trained token to evaluate");
         var result = TrainLoop.Evaluate(m, set.EvalBatches, set.Categories);
         return new Report(result, set.EvalExamples, set.Categories);
+    }
+
+    /// <summary>
+    /// The DPO loss and TRL's metrics of the model (+ its adapter) on preference pairs, as means over pairs, overall
+    /// and per category. The reference is <paramref name="referenceAdapter"/> on the same base model, or the base
+    /// model itself (the adapter switched off). With a reference adapter the model is loaded twice in turn, never
+    /// twice at once: reference pass, dispose, policy pass.
+    /// </summary>
+    public static Report RunDpo(SessionOptions model, DataOptions data, DpoOptions dpo, int batchSize, ILogger log)
+    {
+        OptionChecks.ThrowIfAny(data.Problems().Select(p => p.Under("data")).Concat(dpo.Problems().Select(p => p.Under("dpo"))), "invalid options");
+        if (batchSize < 1) throw new UserInputException($"batch_size: must be >= 1, got {batchSize}");
+        var session = Session.Open(model);
+        var pairs = DpoData.Load(data with { Packing = false }, dpo, batchSize, seed: 42, Directory.GetCurrentDirectory(), session.Tokenizer, log,
+            evalOnly: true);
+        if (pairs.All.Count == 0) throw new UserInputException($"{string.Join(", ", data.Train)}: no preference pair to evaluate");
+        if (dpo.ReferenceAdapter is { } reference)
+        {
+            using var r = Session.Open(model with { Adapter = reference }).LoadModel(log);
+            var (c, rj) = ReferenceLogps.Compute(r, pairs, baseModel: false);
+            pairs.SetReference(c, rj);
+        }
+        using var m = session.LoadModel(log);
+        if (dpo.ReferenceAdapter is null)
+        {
+            var (c, rj) = ReferenceLogps.Compute(m, pairs, baseModel: true);
+            pairs.SetReference(c, rj);
+        }
+        var result = new DpoObjective(dpo).Evaluate(m, pairs.EvalBatches, pairs.Categories, 1024);
+        return new Report(result, pairs.All.Count, pairs.Categories);
     }
 }

@@ -7,6 +7,7 @@ using Qwen35.Lora;
 using Qwen35.Models;
 using Qwen35.Training.Checkpointing;
 using Qwen35.Training.Datasets;
+using Qwen35.Training.Dpo;
 using Qwen35.Training.Loop;
 using Qwen35.Training.Observability;
 using Qwen35.Training.Recipes;
@@ -22,7 +23,9 @@ public sealed record TrainRunResult(TrainResult Loop, string? AdapterDir, double
 
 /// <summary>
 /// LoRA supervised fine-tuning of a Qwen3.5 model from a <see cref="Recipe"/>: the torchtune recipe shape (setup in
-/// dependency order, then the loop), with the loop itself in <see cref="TrainLoop"/>.
+/// dependency order, then the loop), with the loop itself in <see cref="TrainLoop"/>. With <c>objective: dpo</c> the
+/// same run trains on preference pairs (<see cref="DpoRun"/> sets up the data and the reference; the loop runs
+/// <see cref="DpoObjective"/> instead of the SFT loss, docs/dpo.md).
 /// </summary>
 public sealed class SftTrainer : IDisposable
 {
@@ -39,6 +42,8 @@ public sealed class SftTrainer : IDisposable
     OutputDirectory? _output;
     OutputMode _mode;
     ICommunicator _comm = SingleProcess.Instance;
+    DpoRun? _dpo;
+    LoraOptions? _loraOptions;
 
     /// <param name="recipe">A validated recipe.</param>
     /// <param name="baseDir">Folder that relative input paths of the recipe resolve against.</param>
@@ -72,7 +77,10 @@ public sealed class SftTrainer : IDisposable
     /// <summary>Optimizer steps the run will take (known after <see cref="Setup"/>).</summary>
     public int TotalSteps { get; private set; }
 
-    public SftData Data => _data ?? throw new InvalidOperationException("call Setup first");
+    public SftData Data => _data ?? throw new InvalidOperationException(_dpo is null ? "call Setup first" : "a DPO run has preference data: see Dpo");
+
+    /// <summary>The DPO part of the run (pairs, reference, objective); null for SFT or before <see cref="Setup"/>.</summary>
+    public DpoRun? Dpo => _dpo;
 
     /// <summary>Builds everything, in dependency order. Each step states what it needs from the previous ones.
     /// <paramref name="mode"/>: a new run (refused if output_dir holds an earlier one), a new run that first deletes the
@@ -95,8 +103,8 @@ public sealed class SftTrainer : IDisposable
 
         // 3. Model, then the LoRA adapter on top: every base weight frozen, adapter parameters fp32 and trainable.
         _model = session.LoadModel(_log, r.Schedule.Seed);
-        var report = LoraInjector.Apply(_model, r.Lora, r.Schedule.Seed);
-        _log.Information("{Report}", report.Format().TrimEnd());
+        // (DPO with a reference adapter trains a copy of it, with that adapter's own LoRA options.)
+        _loraOptions = DpoRun.AttachAdapter(r, _baseDir, _model, _log);
         _trainable = Session.Trainable(_model);
         _model.train();
 
@@ -108,7 +116,11 @@ public sealed class SftTrainer : IDisposable
             tokenizer is QwenTokenizer q ? Path.GetDirectoryName(q.Source) : null);
 
         // 5. Data: needs the tokenizer (encoding, pad id) and the schedule's micro-batch size and seed.
-        _data = SftData.Load(r.Data, r.Schedule.MicroBatchSize, r.Schedule.Seed, _baseDir, tokenizer, _log);
+        // DPO: preference pairs instead, and the reference log-probs, before the optimizer or a checkpoint touches
+        // the adapter (DpoRun).
+        if (r.Objective == TrainingObjectiveKind.Dpo) _dpo = DpoRun.Prepare(r, _baseDir, _model, tokenizer, mode, _log);
+        else _data = SftData.Load(r.Data, r.Schedule.MicroBatchSize, r.Schedule.Seed, _baseDir, tokenizer, _log);
+        var source = (IMicroBatchSource?)_dpo?.Data ?? _data!;
 
         // 6. Optimizer: AdamW over the LoRA parameters only (state in fp32 like the parameters).
         var s = r.Schedule;
@@ -116,10 +128,10 @@ public sealed class SftTrainer : IDisposable
             eps: s.Eps, weight_decay: s.WeightDecay);
 
         // 7. Schedule: total steps from max_steps or epochs × steps per epoch; warm-up from steps or ratio.
-        TotalSteps = s.MaxSteps ?? TrainLoop.StepsFor(_data, s.Epochs, s.GradAccum * WorldSize);
-        var stepsPerEpoch = TrainLoop.StepsPerEpoch(_data.Count(0), s.GradAccum * WorldSize);
-        _log.Information("schedule: {Steps} optimizer steps ({PerEpoch} per epoch), {Micro} micro-batches of {Rows} rows x grad_accum {GA}, lr {Lr} {Kind}, warmup {Warmup}",
-            TotalSteps, stepsPerEpoch, _data.Count(0), s.MicroBatchSize, s.GradAccum, s.LearningRate, OptionNames.Name(s.LrScheduler),
+        TotalSteps = s.MaxSteps ?? TrainLoop.StepsFor(source, s.Epochs, s.GradAccum * WorldSize);
+        var stepsPerEpoch = TrainLoop.StepsPerEpoch(source.Count(0), s.GradAccum * WorldSize);
+        _log.Information("schedule: {Steps} optimizer steps ({PerEpoch} per epoch), {Micro} micro-batches of {Rows} {What} x grad_accum {GA}, lr {Lr} {Kind}, warmup {Warmup}",
+            TotalSteps, stepsPerEpoch, source.Count(0), s.MicroBatchSize, _dpo is null ? "rows" : "pairs", s.GradAccum, s.LearningRate, OptionNames.Name(s.LrScheduler),
             s.WarmupFor(TotalSteps));
     }
 
@@ -172,11 +184,16 @@ public sealed class SftTrainer : IDisposable
             _output!.Begin();
             LogFile?.Open(Path.Combine(r.OutputDir, "train.log.jsonl"));
             AtomicFile.WriteAllText(Path.Combine(r.OutputDir, "recipe.yaml"), RecipeLoader.ToYaml(r));
+            _dpo?.SaveCache(r.OutputDir);
         }
 
-        var loop = new TrainLoop(_model!, _trainable, _optimizer!, _data!, _data!.EvalBatches, _data.Categories, options, _log, SaveAdapter, _comm)
+        // SFT trains on the SFT batches with the cross-entropy; DPO on the preference pairs with its objective.
+        var source = (IMicroBatchSource?)_dpo?.Data ?? _data!;
+        var (evalBatches, categories) = _dpo is { } dpo ? (dpo.Data.EvalBatches, dpo.Data.Categories) : (_data!.EvalBatches, _data.Categories);
+        var loop = new TrainLoop(_model!, _trainable, _optimizer!, source, evalBatches, categories, options, _log, SaveAdapter, _comm)
         {
             OnStep = OnStep,
+            Objective = (ITrainingObjective?)_dpo?.Objective ?? SftObjective.Instance,
             PeriodicEvaluators = PeriodicEvaluators,
             Tokenizer = _tokenizer,
         };
@@ -199,14 +216,14 @@ public sealed class SftTrainer : IDisposable
 
         var losses = result.History.Where(h => h.Loss is not null).Select(h => h.Loss!.Value).ToList();
         double? first = losses.Count > 0 ? losses[0] : null, last = losses.Count > 0 ? losses[^1] : null;
-        LossPlot.Save(Path.Combine(r.OutputDir, "loss.png"), result.History, $"LoRA SFT {Path.GetFileName(r.Model.TrimEnd('/'))}");
+        LossPlot.Save(Path.Combine(r.OutputDir, "loss.png"), result.History, $"LoRA {(_dpo is null ? "SFT" : r.Dpo.LossType == DpoLossType.Ipo ? "IPO" : "DPO")} {Path.GetFileName(r.Model.TrimEnd('/'))}");
         string? adapterDir = null;
         if (result.Completed)
         {
             adapterDir = Path.Combine(r.OutputDir, "adapter");
-            foreach (var warning in PeftAdapter.Save(adapterDir, _model!, r.Lora, r.Model))
+            foreach (var warning in PeftAdapter.Save(adapterDir, _model!, _loraOptions!, r.Model))
                 _log.Warning("adapter portability: {Warning}", warning);
-            AtomicFile.WriteAllText(Path.Combine(adapterDir, "README.md"), ModelCard(result, first, last));
+            AtomicFile.WriteAllText(Path.Combine(adapterDir, "README.md"), _dpo is null ? ModelCard(result, first, last) : DpoModelCard.Write(r, _dpo, result, TotalSteps, first, last));
             _log.Information("adapter written to {Dir}", adapterDir);
             foreach (var line in _gguf?.Write(_model!, adapterDir, r.OutputDir) ?? []) _log.Information("gguf: wrote {File}", line);
         }
@@ -215,7 +232,7 @@ public sealed class SftTrainer : IDisposable
         return new TrainRunResult(result, adapterDir, first, last, wall.Elapsed.TotalSeconds);
     }
 
-    void SaveAdapter(string dir) => PeftAdapter.Save(dir, _model!, _recipe.Lora, _recipe.Model);
+    void SaveAdapter(string dir) => PeftAdapter.Save(dir, _model!, _loraOptions!, _recipe.Model);
 
     /// <summary>A Hugging Face style model card: what was trained on what, how, and how well.</summary>
     string ModelCard(TrainResult result, double? first, double? last)

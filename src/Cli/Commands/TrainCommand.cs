@@ -128,7 +128,8 @@ public static class TrainCommand
                         trainer.OnStep = r =>
                         {
                             task.Value = r.Step;
-                            task.Description = $"step {r.Step}/{r.TotalSteps} loss {r.Loss:F4} lr {r.Lr:E1}";
+                            task.Description = $"step {r.Step}/{r.TotalSteps} loss {r.Loss:F4} lr {r.Lr:E1}" +
+                                (r.Metrics?.GetValueOrDefault("rewards/accuracies") is { } acc ? $" acc {acc:F2} margin {r.Metrics["rewards/margins"]:F3}" : "");
                         };
                         result = trainer.Run(resume, stop: interrupt.Token);
                     });
@@ -154,6 +155,7 @@ public static class TrainCommand
             Console.WriteLine($"loss: {result.FirstLoss:F4} -> {result.LastLoss:F4}");
             if (result.Loop.FinalEval is { } e)
                 Console.WriteLine($"eval_loss: {e.Loss:F4} ({string.Join(", ", e.ByCategory.Select(kv => $"{kv.Key} {kv.Value:F4}"))})");
+            foreach (var (k, v) in result.Loop.FinalEval?.Metrics ?? new Dictionary<string, double>()) Console.WriteLine($"eval_{k}: {v:F4}");
             Console.WriteLine($"wall_s: {result.WallSeconds:F1}");
             return CliErrors.Ok;
         }, logDir: () => outputDir is not null && Directory.Exists(outputDir) ? outputDir : null);

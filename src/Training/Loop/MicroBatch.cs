@@ -24,6 +24,8 @@ public sealed record MicroBatch
     public long[]? CategoryIds { get; init; }
     /// <summary>Loss weight of each token (category weights); null = all 1.</summary>
     public float[]? TokenWeights { get; init; }
+    /// <summary>Preference pairs (DPO): which sequence each token belongs to and the pairs' reference log-probs; null for SFT.</summary>
+    public Dpo.PreferencePairs? Pairs { get; init; }
 
     /// <summary>Real (non-padding) tokens.</summary>
     public long RealTokens => Documents?.RealTokens ?? (long)Rows * Length;

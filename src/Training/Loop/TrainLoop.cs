@@ -42,11 +42,15 @@ public interface IMicroBatchSource
     MicroBatch Get(int epoch, int index);
 }
 
-/// <summary>Evaluation result: token-mean loss overall and per category.</summary>
-public sealed record EvalResult(double Loss, IReadOnlyDictionary<string, double> ByCategory, long Tokens);
+/// <summary>Evaluation result: token-mean loss overall and per category. An objective with more metrics than the loss
+/// (DPO) adds them overall and per category, under TRL's names.</summary>
+public sealed record EvalResult(double Loss, IReadOnlyDictionary<string, double> ByCategory, long Tokens,
+    IReadOnlyDictionary<string, double>? Metrics = null,
+    IReadOnlyDictionary<string, IReadOnlyDictionary<string, double>>? MetricsByCategory = null);
 
 /// <summary>What one optimizer step did (for progress displays).</summary>
-public sealed record StepReport(int Step, int TotalSteps, double Loss, double Lr, double GradNorm, bool Skipped, double ElapsedSeconds);
+public sealed record StepReport(int Step, int TotalSteps, double Loss, double Lr, double GradNorm, bool Skipped, double ElapsedSeconds,
+    IReadOnlyDictionary<string, double>? Metrics = null);
 
 /// <summary>The outcome of <see cref="TrainLoop.Run"/>. <paramref name="Interrupted"/>: a stop was requested (Ctrl-C);
 /// <paramref name="Checkpoint"/> is then the checkpoint that holds the last completed step (null when no step ran).</summary>
@@ -83,6 +87,9 @@ public sealed class TrainLoop(
 
     /// <summary>The run's tokenizer, handed to <see cref="PeriodicEvaluators"/>.</summary>
     public Qwen35.Data.ITokenizer? Tokenizer { get; init; }
+
+    /// <summary>What a micro-batch's loss is (SFT's cross-entropy unless set).</summary>
+    public ITrainingObjective Objective { get; init; } = SftObjective.Instance;
 
     /// <summary>Steps per epoch: the micro-batches of an epoch grouped by grad_accum (a partial last group is dropped;
     /// an epoch smaller than grad_accum makes one step of all its micro-batches).</summary>
@@ -149,7 +156,7 @@ public sealed class TrainLoop(
             var stepsPerEpoch = StepsPerEpoch(data.Count(epoch), accum);
             var group = Enumerable.Range(pos, groupSize).Select(i => data.Get(epoch, i)).ToList();
 
-            var (loss, gradNorm, skipped, empty) = Step(state.Step, group, parameters, device);
+            var (loss, gradNorm, skipped, empty, stepMetrics) = Step(state.Step, group, parameters, device);
             var targets = group.Sum(b => b.TargetCount);
             windowTokens += group.Sum(b => b.RealTokens);
             state = state with
@@ -175,7 +182,7 @@ public sealed class TrainLoop(
 
             var isLast = state.Step == options.TotalSteps;
             var doEval = evalBatches.Count > 0 && (isLast || (options.EvalEvery > 0 && state.Step % options.EvalEvery == 0));
-            EvalResult? eval = doEval ? Evaluate(model, evalBatches, categories, options.ChunkRows, comm) : null;
+            EvalResult? eval = doEval ? Objective.Evaluate(model, evalBatches, categories, options.ChunkRows, comm) : null;
             if (eval != null) lastEval = eval;
             var evals = RunPeriodicEvaluators(state.Step, isLast);
             if (doEval || isLast || evals is not null || state.Step % options.LogEvery == 0)
@@ -198,10 +205,11 @@ public sealed class TrainLoop(
                         : Math.Round(ProcessMemory.RssMb(), 1),
                     SkippedNonfinite = state.SkippedNonfinite,
                     Evals = evals,
+                    Extra = ObjectiveMetrics.ForRecord(skipped ? null : stepMetrics, eval),
                 };
                 metrics.Write(record);
-                log.Information("step {Step}/{Total} loss {Loss:F4} lr {Lr:E2} grad_norm {GradNorm:F3} tok/s {TokPerS:F0}{Eval}",
-                    state.Step, options.TotalSteps, loss, record.Lr, gradNorm, record.TokensPerSecond ?? 0,
+                log.Information("step {Step}/{Total} loss {Loss:F4} lr {Lr:E2} grad_norm {GradNorm:F3} tok/s {TokPerS:F0}{Metrics}{Eval}",
+                    state.Step, options.TotalSteps, loss, record.Lr, gradNorm, record.TokensPerSecond ?? 0, ObjectiveMetrics.Format(stepMetrics),
                     eval is null ? "" : $" eval_loss {eval.Loss:F4} ({string.Join(", ", eval.ByCategory.Select(kv => $"{kv.Key} {kv.Value:F4}"))})");
                 windowTokens = 0;
                 windowClock.Restart();
@@ -211,7 +219,8 @@ public sealed class TrainLoop(
             if (eval is not null && !double.IsFinite(eval.Loss))
                 throw new TrainingDivergedException(
                     $"eval loss is {eval.Loss} at step {state.Step} (the run diverged; lower schedule.learning_rate or check the data)");
-            OnStep?.Invoke(new StepReport(state.Step, options.TotalSteps, loss, options.Schedule.At(state.Step - 1), gradNorm, skipped, state.ElapsedSeconds));
+            OnStep?.Invoke(new StepReport(state.Step, options.TotalSteps, loss, options.Schedule.At(state.Step - 1), gradNorm, skipped, state.ElapsedSeconds,
+                stepMetrics));
 
             if (options.SaveEvery > 0 && state.Step % options.SaveEvery == 0 && comm.IsWriter)
             {
@@ -264,20 +273,23 @@ public sealed class TrainLoop(
     }
 
     /// <summary>One optimizer step over a group of micro-batches. Returns (mean loss, grad norm before clipping,
-    /// update skipped, nothing to train on).</summary>
-    (double Loss, double GradNorm, bool Skipped, bool Empty) Step(int step, IReadOnlyList<MicroBatch> group, List<Parameter> parameters, Device device)
+    /// update skipped, nothing to train on, the objective's other metrics as step means).</summary>
+    (double Loss, double GradNorm, bool Skipped, bool Empty, IReadOnlyDictionary<string, double>? Metrics) Step(int step, IReadOnlyList<MicroBatch> group, List<Parameter> parameters, Device device)
     {
         // Count the trained targets of the WHOLE step before any forward: each micro-batch's loss sum is divided by
         // this total, so two micro-batches of unequal length give exactly the gradient of one batch holding both
         // (the late-2024 gradient-accumulation fix; transformers #34191, torchtune #1875).
-        var total = group.Sum(b => b.TargetWeight);
-        if (total <= 0) return (double.NaN, double.NaN, true, true);
+        var total = group.Sum(Objective.Weight);
+        if (total <= 0) return (double.NaN, double.NaN, true, true, null);
         double loss, gradNorm;
+        var metricNames = Objective.MetricNames;
+        Dictionary<string, double>? metrics = null;
         using (var stepScope = NewDisposeScope())
         {
             // The micro-batch loss sums stay on the device: the host waits for the device once per optimizer step
             // (below), not once per micro-batch or per loss chunk.
-            var lossSum = zeros(1, dtype: ScalarType.Float64, device: device).squeeze(0);
+            // [loss sum, the objective's metric sums...] (SFT: the loss sum alone).
+            var lossSum = zeros(1 + metricNames.Count, dtype: ScalarType.Float64, device: device);
             // Upload every micro-batch of the step first: a copy from pageable host memory waits for the device
             // (cudaMemcpy semantics), so uploading between micro-batches would stall after each backward. Here the
             // device is idle anyway (the previous step ended with its read-back). The tensors are a few KB per row.
@@ -290,8 +302,8 @@ public sealed class TrainLoop(
                 using var scope = NewDisposeScope();   // everything a micro-batch allocates dies here
                 var tensors = uploaded[k];
                 var dropoutSeed = unchecked(options.Seed * 7_919 + step * 131L + mine[k]);
-                using var sum = LossComputation.ForwardBackwardOnDevice(model, tensors, 1.0 / total, options.ActivationCheckpointing,
-                    dropoutSeed, options.ChunkRows);
+                using var sum = Objective.ForwardBackward(model, group[mine[k]], tensors, 1.0 / total,
+                    new TrainingForward(options.ActivationCheckpointing, dropoutSeed), options.ChunkRows);
                 lossSum.add_(sum);
             }
             // The sums over all ranks: the gradients in one flat buffer, once per optimizer step, then the loss.
@@ -302,9 +314,10 @@ public sealed class TrainLoop(
             var norm = GradientClipping.ClipOnDevice(parameters, maxNorm)?.to(ScalarType.Float64)
                        ?? zeros(1, dtype: ScalarType.Float64, device: device).squeeze(0);
             // The one host sync of the step: loss and grad norm in a single transfer (the NaN guard and the log need them).
-            var host = stack([lossSum, norm]).cpu();
-            loss = host[0].ToDouble() / total;
-            gradNorm = host[1].ToDouble();
+            var host = cat([lossSum, norm.reshape(1)]).cpu().data<double>().ToArray();
+            loss = host[0] / total;
+            gradNorm = host[^1];
+            if (metricNames.Count > 0) metrics = metricNames.Select((n, k) => (n, host[1 + k] / total)).ToDictionary(x => x.n, x => x.Item2);
         }
         var skipped = !double.IsFinite(loss) || !double.IsFinite(gradNorm);
         if (!skipped)
@@ -314,7 +327,7 @@ public sealed class TrainLoop(
             optimizer.step();
         }
         ZeroGrads(parameters);
-        return (loss, gradNorm, skipped, false);
+        return (loss, gradNorm, skipped, false, metrics);
     }
 
     /// <summary>Ctrl-C on any rank stops every rank after the same step (mpirun forwards the signal, but each process

@@ -21,6 +21,15 @@ public static class LossPlot
             s.LegendText = "eval loss";
             s.MarkerSize = 6;
         }
+        // A DPO run: its train and eval rewards/accuracies on the same axis (both are in [0, 1] around log 2 = 0.69).
+        foreach (var (key, label, size) in new[] { ("rewards/accuracies", "train rewards/accuracies", 3f), ("eval_rewards/accuracies", "eval rewards/accuracies", 6f) })
+        {
+            var points = history.Where(r => r.Extra?.ContainsKey(key) == true).ToArray();
+            if (points.Length == 0) continue;
+            var s = plot.Add.Scatter(points.Select(r => (double)r.Step).ToArray(), points.Select(r => Number(r.Extra![key])).ToArray());
+            s.LegendText = label;
+            s.MarkerSize = size;
+        }
         // Periodic evaluations (e.g. safety rates in %) have their own scale: the right axis, one series per key.
         var evaluated = history.Where(r => r.Evals is { Count: > 0 }).ToArray();
         foreach (var key in evaluated.SelectMany(r => r.Evals!.Keys).Distinct().Order(StringComparer.Ordinal))
@@ -36,10 +45,13 @@ public static class LossPlot
         if (evaluated.Length > 0) plot.Axes.Right.Label.Text = "periodic evaluations (see legend)";
         plot.Title(Ascii(title));
         plot.XLabel("optimizer step");
-        plot.YLabel("loss (mean token cross-entropy)");
+        plot.YLabel(history.Any(r => r.Extra?.ContainsKey("rewards/accuracies") == true) ? "DPO loss (mean over pairs); rewards/accuracies" : "loss (mean token cross-entropy)");
         plot.ShowLegend();
         AtomicFile.WriteAllBytes(path, plot.GetImageBytes(900, 540, ScottPlot.ImageFormat.Png));
     }
+
+    /// <summary>A metric from a record: a double when written by this run, a JsonElement when read back from the file.</summary>
+    static double Number(object value) => value is System.Text.Json.JsonElement e ? e.GetDouble() : Convert.ToDouble(value, System.Globalization.CultureInfo.InvariantCulture);
 
     static string Ascii(string s) => new(s.Select(c => c < 128 ? c : '?').ToArray());
 }

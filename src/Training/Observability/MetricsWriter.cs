@@ -20,6 +20,10 @@ public sealed record MetricsRecord
     [JsonPropertyName("skipped_nonfinite")] public int? SkippedNonfinite { get; init; }
     /// <summary>Numbers of the periodic evaluators (Loop/PeriodicEvaluator.cs) that ran at this step, e.g. the safety rates.</summary>
     [JsonPropertyName("evals")] public IReadOnlyDictionary<string, double>? Evals { get; init; }
+
+    /// <summary>An objective's own metrics at the top level of the line (DPO: TRL's <c>rewards/chosen</c>, …, and
+    /// <c>eval_rewards/chosen</c>, …); read back as <see cref="JsonElement"/>s.</summary>
+    [JsonExtensionData] public Dictionary<string, object>? Extra { get; init; }
 }
 
 /// <summary>

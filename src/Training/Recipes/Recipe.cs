@@ -1,6 +1,7 @@
 using Qwen35.Data;
 using Qwen35.Lora;
 using Qwen35.Models;
+using Qwen35.Training.Dpo;
 using Qwen35.Training.Loop;
 using YamlDotNet.Serialization;
 
@@ -24,6 +25,12 @@ public sealed record Recipe
     public DataOptions Data { get; init; } = new();
     public ScheduleOptions Schedule { get; init; } = new();
     public Qwen35.Export.ExportOptions Export { get; init; } = new();
+
+    /// <summary>What the run optimises: <c>sft</c> (the data's trained tokens) or <c>dpo</c> (preference pairs, the
+    /// <c>dpo:</c> section; docs/dpo.md).</summary>
+    public TrainingObjectiveKind Objective { get; init; } = TrainingObjectiveKind.Sft;
+
+    public DpoOptions Dpo { get; init; } = new();
 
     /// <summary>Frozen base weights' dtype (LoRA parameters are always fp32).</summary>
     public Precision Precision { get; init; } = Precision.Fp32;
@@ -75,5 +82,6 @@ public sealed record Recipe
         .Add(Schedule.Problems(), "schedule")
         .Add(Export.Problems(), "export")
         .Add(Eval.Problems(), "eval")
+        .Add(Dpo.Problems(), "dpo")
         .Problems;
 }

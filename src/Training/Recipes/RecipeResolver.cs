@@ -6,7 +6,7 @@ namespace Qwen35.Training.Recipes;
 /// Finds a recipe by path or bare name. A bare name (<c>tiny</c>, <c>9b</c>) means <c>recipes/&lt;name&gt;.yaml</c> in
 /// the first folder holding <c>recipes/</c>, walking up from the current directory and then from the program's own
 /// directory, so <c>trainer --recipe tiny</c> works from anywhere inside a clone and from the build output.
-/// <c>tiny</c> also falls back to the copy embedded in this assembly.
+/// <c>tiny</c> and <c>dpo-tiny</c> also fall back to the copies embedded in this assembly.
 /// </summary>
 public static class RecipeResolver
 {
@@ -31,8 +31,8 @@ public static class RecipeResolver
                     var candidate = Path.Combine(dir.FullName, "recipes", file);
                     if (File.Exists(candidate)) return new Resolved(candidate, File.ReadAllText(candidate), dir.FullName);
                 }
-            if (file == "tiny.yaml" && ReadEmbedded("tiny.yaml") is { } text)
-                return new Resolved("builtin recipe tiny", text, FindRepoLikeRoot() ?? Directory.GetCurrentDirectory());
+            if (file is "tiny.yaml" or "dpo-tiny.yaml" && ReadEmbedded(file) is { } text)
+                return new Resolved($"builtin recipe {file[..^5]}", text, FindRepoLikeRoot() ?? Directory.GetCurrentDirectory());
         }
         throw new RecipeException(nameOrPath, [new RecipeProblem(nameOrPath, "--recipe",
             looksLikeName ? $"no file {nameOrPath} and no recipes/{nameOrPath}.yaml above {Directory.GetCurrentDirectory()} or {AppContext.BaseDirectory}"
