@@ -37,8 +37,9 @@ public static class GgufCommand
         return cmd;
     }
 
-    /// <summary>Checks the output and the model's shape, loads the model on the CPU with its adapter, and writes the
-    /// GGUF. Returns the exit code.</summary>
+    /// <summary>Checks the output and the model's shape and writes the GGUF: a model folder streamed tensor by tensor
+    /// from its safetensors with the adapter merged per weight (<see cref="GgufStreamedExport"/>), builtin:tiny from the
+    /// loaded model. Returns the exit code.</summary>
     public static int Run(SessionOptions options, string outPath, GgufType type, bool overwrite, TextWriter stdout, TextWriter stderr, bool loraOnly = false)
     {
         if (loraOnly && options.Adapter is null) throw new UserInputException("--lora-only: no --adapter given; it writes the adapter alone");
