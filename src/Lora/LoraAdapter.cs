@@ -87,11 +87,15 @@ public sealed class LoraAdapter : IProjectionAdapter
     }
 
     /// <summary>s·B·A [out, in] in fp32 (the weight delta merging adds).</summary>
-    public Tensor DeltaWeight()
+    public Tensor DeltaWeight() => DeltaWeight(LoraA.weight, LoraB.weight, Scaling);
+
+    /// <summary>s·B·A [out, in] in fp32 from the factors A [r, in] and B [out, r]: the one formula of the merge, also
+    /// used by exports that merge a weight read from a file without building the model (the streamed GGUF export).</summary>
+    public static Tensor DeltaWeight(Tensor a, Tensor b, double scaling)
     {
         using var scope = NewDisposeScope();
-        return LoraB.weight.detach().to(ScalarType.Float32).matmul(LoraA.weight.detach().to(ScalarType.Float32))
-            .mul(Scaling).MoveToOuterDisposeScope();
+        return b.detach().to(ScalarType.Float32).matmul(a.detach().to(ScalarType.Float32))
+            .mul(scaling).MoveToOuterDisposeScope();
     }
 
     /// <summary>Trainable parameters of this adapter: r·(in + out).</summary>

@@ -38,8 +38,11 @@ public static class LoraMerge
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var w = adapter.Target.weight;
-        var delta = adapter.DeltaWeight().to(w.device);
-        var updated = w.to(ScalarType.Float32).add(delta, alpha: sign).to(w.dtype);
-        w.copy_(updated);
+        w.copy_(Updated(w, adapter.DeltaWeight().to(w.device), sign));
     }
+
+    /// <summary>w ± delta computed in fp32 and rounded to w's dtype once (a new tensor; w is unchanged): the one
+    /// update of merging, also used by exports that merge a weight read from a file (the streamed GGUF export).</summary>
+    public static Tensor Updated(Tensor w, Tensor delta, int sign = +1) =>
+        w.to(ScalarType.Float32).add(delta, alpha: sign).to(w.dtype);
 }

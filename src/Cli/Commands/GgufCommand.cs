@@ -42,8 +42,9 @@ public static class GgufCommand
         return cmd;
     }
 
-    /// <summary>Checks the output and the model's shape, loads the model on the CPU with its adapter, and writes the
-    /// GGUF. Returns the exit code.</summary>
+    /// <summary>Checks the output and the model's shape and writes the GGUF: a model folder streamed tensor by tensor
+    /// from its safetensors with the adapter merged per weight (<see cref="GgufStreamedExport"/>), builtin:tiny from the
+    /// loaded model. Returns the exit code.</summary>
     public static int Run(SessionOptions options, string outPath, GgufType type, bool overwrite, TextWriter stdout, TextWriter stderr, bool loraOnly = false)
     {
         if (loraOnly && options.Adapter is null) throw new UserInputException("--lora-only: no --adapter given; it writes the adapter alone");
@@ -63,11 +64,25 @@ public static class GgufCommand
             return CliErrors.Ok;
         }
         using var log = CliLog.For("gguf", stderr);
-        using var model = session.LoadModel(log);
         // A Hugging Face tokenizer (the model folder's or --tokenizer's) goes into the file so llama.cpp can take text;
         // the built-in byte tokenizer of builtin:tiny has no GGUF form, so that file takes token ids only.
         var tokenizerDir = session.TokenizerIfAny is Qwen35.Data.QwenTokenizer q ? Path.GetDirectoryName(q.Source) : null;
-        var result = GgufModelExport.Export(model, outPath, type, name, tokenizerDir);
+        GgufExportResult result;
+        if (session.ModelDir is { } modelDir)
+        {
+            // A model folder is streamed tensor by tensor from its safetensors (host memory ~ one tensor, not the model).
+            log.Information("model: streaming {Dir} ({Dtype}){Adapter}", modelDir, OptionNames.Name(options.Precision),
+                session.AdapterDir is { } a ? $", merging the adapter {a}" : "");
+            var streamed = GgufStreamedExport.Export(modelDir, session.AdapterDir, outPath, type, name, session.Dtype, tokenizerDir);
+            foreach (var (prefix, count) in streamed.Skipped)
+                log.Information("model: left out {Count} {Prefix}* tensors (vision tower / MTP head: not part of the text model llama.cpp runs)", count, prefix);
+            result = streamed.File;
+        }
+        else
+        {
+            using var model = session.LoadModel(log);
+            result = GgufModelExport.Export(model, outPath, type, name, tokenizerDir);
+        }
         stdout.WriteLine($"wrote {result.Path}: {result.Tensors} tensors, {OptionNames.Name(type)}, {result.Bytes:N0} bytes" +
                          (tokenizerDir is null ? ", no tokenizer" : $", tokenizer from {tokenizerDir}") +
                          (result.MergedAdapters > 0 ? $", {result.MergedAdapters} adapters from {session.AdapterDir} merged" : ""));

@@ -90,14 +90,8 @@ public static class GgufModelExport
             var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter, StringComparer.Ordinal);
             var metadata = Metadata(c, type, name, tokenizerDir);
             var infos = plans.Select(p => p.Info).ToList();
-            AtomicFile.Write(outPath, stream => GgufFileWriter.Write(stream, metadata, infos, (i, s) =>
-            {
-                using var scope = NewDisposeScope();
-                var values = Qwen35GgufTensors.Values(plans[i], parameters[plans[i].HfName], c);
-                if (!values.shape.Reverse().SequenceEqual(plans[i].Info.Ne))
-                    throw new InvalidOperationException($"{plans[i].Info.Name}: values of shape {Shapes.Format(values.shape)} do not match the planned ne [{string.Join(", ", plans[i].Info.Ne)}]");
-                GgufEncoding.Write(s, values, plans[i].Info.Type);
-            }), durable: true);
+            AtomicFile.Write(outPath, stream => GgufFileWriter.Write(stream, metadata, infos,
+                (i, s) => Qwen35GgufTensors.Write(s, plans[i], parameters[plans[i].HfName], c)), durable: true);
             return new GgufExportResult(Path.GetFullPath(outPath), plans.Count, new FileInfo(outPath).Length, merged.Count);
         }
         finally

@@ -35,17 +35,26 @@ public static class Qwen35GgufTensors
     static readonly Regex LayerName = new(@"^layers\.(\d+)\.(.+)$", RegexOptions.CultureInvariant);
 
     /// <summary>The plan for every base parameter of <paramref name="model"/> (LoRA factors excluded; merge them first).</summary>
+    /// <remarks>The tensors are in <see cref="ParameterManifest"/> order (Hugging Face's state-dict order), not in
+    /// TorchSharp's <c>named_parameters</c> order (a module's own parameters before its children's), so that the
+    /// export of a checkpoint read without building the model writes the same file.</remarks>
     public static IReadOnlyList<GgufTensorPlan> Plan(Qwen35ForCausalLM model, GgufType type)
     {
-        var c = model.Config;
-        var plans = new List<GgufTensorPlan>();
-        foreach (var (name, p) in model.named_parameters())
-        {
-            if (name.Contains(".lora_A.", StringComparison.Ordinal) || name.Contains(".lora_B.", StringComparison.Ordinal)) continue;
-            plans.Add(PlanOne(c, name, p.shape, type));
-        }
-        return plans;
+        var shapes = model.named_parameters()
+            .Where(p => !p.name.Contains(".lora_A.", StringComparison.Ordinal) && !p.name.Contains(".lora_B.", StringComparison.Ordinal))
+            .ToDictionary(p => p.name, p => p.parameter.shape, StringComparer.Ordinal);
+        var manifest = ParameterManifest.For(model.Config);
+        var odd = manifest.FirstOrDefault(e => !shapes.TryGetValue(e.Name, out var s) || !s.SequenceEqual(e.Shape));
+        if (odd is not null || manifest.Count != shapes.Count)
+            throw new InvalidOperationException($"the model's parameters differ from its config's manifest ({odd?.Name ?? "a parameter count of " + shapes.Count})");
+        return Plan(model.Config, manifest.Select(e => (e.Name, e.Shape)), type);
     }
+
+    /// <summary>The plan for the base parameters <paramref name="parameters"/> (Hugging Face names and shapes, in file
+    /// order) of a model of config <paramref name="c"/>: the model's own, or a checkpoint's read without building the
+    /// model (<see cref="GgufStreamedExport"/>).</summary>
+    public static IReadOnlyList<GgufTensorPlan> Plan(Qwen35TextConfig c, IEnumerable<(string Name, long[] Shape)> parameters, GgufType type) =>
+        parameters.Select(p => PlanOne(c, p.Name, p.Shape, type)).ToList();
 
     static GgufTensorPlan PlanOne(Qwen35TextConfig c, string name, long[] shape, GgufType type)
     {
@@ -115,6 +124,25 @@ public static class Qwen35GgufTensors
             ValueTransform.ConvSqueezeReorder => ReorderRows(t.squeeze(1), plan.ReorderStart, nk, r, plan.HeadSize),
             _ => throw new ArgumentOutOfRangeException(nameof(plan)),
         }).contiguous();
+    }
+
+    /// <summary>True when <see cref="Values"/> acts on each element alone (no reorder, no reshape): such a tensor can be
+    /// transformed and written a block of rows at a time, with the same bytes as whole.</summary>
+    public static bool IsElementwise(ValueTransform t) => t is ValueTransform.None or ValueTransform.PlusOne;
+
+    /// <summary>Transforms <paramref name="parameter"/> (the whole tensor, or with an elementwise transform a block of its
+    /// rows) and writes it encoded as the plan's storage type; checks the values' shape against the plan.</summary>
+    public static void Write(Stream stream, GgufTensorPlan plan, Tensor parameter, Qwen35TextConfig c)
+    {
+        using var scope = NewDisposeScope();
+        var values = Values(plan, parameter, c);
+        var ne = values.shape.Reverse().ToArray();
+        var whole = ne.SequenceEqual(plan.Info.Ne);
+        var rowBlock = IsElementwise(plan.Transform) && ne.Length == plan.Info.Ne.Length && ne.Length > 1
+                       && ne[..^1].SequenceEqual(plan.Info.Ne[..^1]) && ne[^1] <= plan.Info.Ne[^1];
+        if (!whole && !rowBlock)
+            throw new InvalidOperationException($"{plan.Info.Name}: values of shape {Shapes.Format(values.shape)} do not match the planned ne [{string.Join(", ", plan.Info.Ne)}]");
+        GgufEncoding.Write(stream, values, plan.Info.Type);
     }
 
     /// <summary>

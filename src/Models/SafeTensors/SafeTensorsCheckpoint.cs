@@ -114,6 +114,14 @@ public sealed class SafeTensorsCheckpoint : IDisposable
     /// <summary>The tensor <paramref name="name"/>: see <see cref="SafeTensorsFile.Load"/> for its memory behaviour.</summary>
     public Tensor Load(string name) => FileOf(name).Load(name);
 
+    /// <summary>The tensor <paramref name="name"/> as a fresh copy read without the memory map
+    /// (<see cref="SafeTensorsFile.Read"/>).</summary>
+    public Tensor Read(string name) => FileOf(name).Read(name);
+
+    /// <summary>Rows of the tensor <paramref name="name"/> as a fresh copy read without the memory map
+    /// (<see cref="SafeTensorsFile.ReadRows"/>).</summary>
+    public Tensor ReadRows(string name, long firstRow, long rowCount) => FileOf(name).ReadRows(name, firstRow, rowCount);
+
     SafeTensorsFile FileOf(string name)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);

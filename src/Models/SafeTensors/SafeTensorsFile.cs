@@ -80,10 +80,42 @@ public sealed class SafeTensorsFile : IDisposable
         if (info.NumElements == 0)
             return empty(info.Shape, info.ScalarType);
         if (start % info.ElementSize != 0)
-            return ReadCopy(info, start);
+            return ReadCopy(info, start, info.Shape, info.NumElements);
 
         using var flat = Map(info.Dtype).narrow(0, start / info.ElementSize, info.NumElements);
         return flat.view(info.Shape);
+    }
+
+    /// <summary>
+    /// Rows [<paramref name="firstRow"/>, <paramref name="firstRow"/> + <paramref name="rowCount"/>) of the tensor
+    /// <paramref name="name"/> (along its first dim) as a fresh CPU tensor in the file's dtype, read with positioned
+    /// reads, never through the memory map: a caller that reads a checkpoint piece by piece (the streamed GGUF export)
+    /// then holds only what it keeps in its process, not every mapped page it has passed (mapped pages count in the
+    /// resident set until the mapping goes).
+    /// </summary>
+    public Tensor ReadRows(string name, long firstRow, long rowCount)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!_header.Tensors.TryGetValue(name, out var info))
+            throw new KeyNotFoundException($"{Path}: no tensor named '{name}'");
+        if (info.Shape.Length == 0)
+            throw new ArgumentException($"{Path}: '{name}' is a scalar; it has no rows");
+        var rows = info.Shape[0];
+        if (firstRow < 0 || rowCount < 0 || firstRow + rowCount > rows)
+            throw new ArgumentOutOfRangeException(nameof(firstRow), $"{Path}: rows {firstRow}..{firstRow + rowCount} of '{name}', which has {rows}");
+        var rowElements = rows == 0 ? 0 : info.NumElements / rows;
+        long[] shape = [rowCount, .. info.Shape[1..]];
+        return ReadCopy(info, _header.DataOffset + info.DataStart + firstRow * rowElements * info.ElementSize, shape, rowCount * rowElements);
+    }
+
+    /// <summary>The whole tensor <paramref name="name"/> as a fresh CPU tensor read with positioned reads (see
+    /// <see cref="ReadRows"/>).</summary>
+    public Tensor Read(string name)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!_header.Tensors.TryGetValue(name, out var info))
+            throw new KeyNotFoundException($"{Path}: no tensor named '{name}'");
+        return ReadCopy(info, _header.DataOffset + info.DataStart, info.Shape, info.NumElements);
     }
 
     /// <summary>The whole file mapped as a 1-D tensor of <paramref name="dtype"/> elements, created once per dtype.</summary>
@@ -107,17 +139,19 @@ public sealed class SafeTensorsFile : IDisposable
         }
     }
 
-    /// <summary>Reads an unaligned tensor's bytes into a new tensor, in chunks of whole elements.</summary>
-    Tensor ReadCopy(TensorInfo info, long start)
+    /// <summary>Reads <paramref name="elements"/> elements of <paramref name="info"/>'s dtype from file offset
+    /// <paramref name="start"/> into a new tensor of <paramref name="shape"/>, in chunks of whole elements.</summary>
+    Tensor ReadCopy(TensorInfo info, long start, long[] shape, long elements)
     {
-        var result = empty(info.Shape, info.ScalarType);
+        var result = empty(shape, info.ScalarType);
+        if (elements == 0) return result;
         try
         {
             using var flat = result.view(-1);
             var chunkElements = Math.Max(1, ChunkBytes / info.ElementSize);
-            for (long first = 0; first < info.NumElements; first += chunkElements)
+            for (long first = 0; first < elements; first += chunkElements)
             {
-                var count = Math.Min(chunkElements, info.NumElements - first);
+                var count = Math.Min(chunkElements, elements - first);
                 using var chunk = flat.narrow(0, first, count);
                 SafeTensorsHeader.ReadExactly(_handle, chunk.bytes, start + first * info.ElementSize, Path);
             }
