@@ -157,10 +157,10 @@ public class SafetyEvalCommandTests
         Assert.That(ggufArgs, Is.EqualTo((gguf, (string?)null)));
         Assert.That(stdout, Does.Contain("safety_ja:安全性: 3.6667"));
 
-        // Without the constructors (this branch before the clients are merged) the flag is named.
+        // The program's own constructors run the real llama.cpp, which refuses the empty file: bad input naming it.
         var (code2, _, stderr2) = Run(null, "--data", data, "--out", Path.Combine(dir, "out2"), "--model", "builtin:tiny", "--judge-gguf", gguf);
-        Assert.That(code2, Is.EqualTo(2));
-        Assert.That(stderr2, Does.Contain("--judge-gguf: the Gguf backend is not available"));
+        Assert.That(code2, Is.EqualTo(2), stderr2);
+        Assert.That(stderr2, Does.StartWith($"safety-eval: error: {gguf}: llama.cpp could not load this GGUF"));
     }
 
     [TestCase(new[] { "--endpoint", "http://x/v1" }, "--model-name: required with --endpoint")]
