@@ -48,7 +48,7 @@ public static class BenchCommand
         };
         var profile = new Option<int>("--profile")
         {
-            Description = "After the timed steps, profile N more with a device sync around each phase (embed, each layer type's forward, recompute and backward, loss, clip, read-back, AdamW) and print where the step goes",
+            Description = "After the timed steps, profile N more with a device sync around each phase (embed, each layer type's forward, recompute and backward, loss, clip, read-back, AdamW) and print where the step goes: time and ATen operator calls per phase, and TorchSharp's host cost per op",
             DefaultValueFactory = _ => 0,
         };
         var cmd = new Command("bench", "Time LoRA training steps on random weights: step time, tokens/s, peak memory, MFU")
@@ -142,7 +142,15 @@ public static class BenchCommand
             result["profile"] = profile.Select(p => new Dictionary<string, object>
             {
                 ["phase"] = p.Phase, ["seconds_per_step"] = p.SecondsPerStep, ["calls_per_step"] = p.CallsPerStep, ["share"] = p.Share,
+                ["aten_ops_per_step"] = p.TopLevelOpsPerStep, ["aten_ops_nested_per_step"] = p.AllOpsPerStep,
             }).ToList();
+        if (b.Ops is { } ops)
+        {
+            result["aten_ops_per_step"] = ops.TopLevelOpsPerStep;
+            result["aten_ops_nested_per_step"] = ops.AllOpsPerStep;
+            result["host_us_per_op"] = ops.HostMicrosPerOp;
+            result["host_us_per_inplace_op"] = ops.HostMicrosPerInPlaceOp;
+        }
         Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(result, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
     }
 
@@ -161,7 +169,13 @@ public static class BenchCommand
             : "mfu: n/a (give --peak-tflops for this device)");
         if (b.Profile is not { } profile) return;
         Console.WriteLine(string.Create(ci, $"profile ({o.ProfileSteps} extra steps, device synced around every phase: {profile.Sum(p => p.SecondsPerStep):F3} s per step):"));
+        Console.WriteLine(string.Create(ci, $"  {"phase",-48} {"s/step",11} {"share",6}  {"ATen ops",9} {"(nested)",9}  calls"));
         foreach (var p in profile)
-            Console.WriteLine(string.Create(ci, $"  {p.Phase,-48} {p.SecondsPerStep,9:F4} s  {p.Share * 100,5:F1}%  ({p.CallsPerStep:G4} calls)"));
+            Console.WriteLine(string.Create(ci, $"  {p.Phase,-48} {p.SecondsPerStep,9:F4} s  {p.Share * 100,5:F1}%  {p.TopLevelOpsPerStep,9:F0} {p.AllOpsPerStep,9:F0}  ({p.CallsPerStep:G4} calls)"));
+        if (b.Ops is { } ops)
+        {
+            Console.WriteLine(string.Create(ci, $"aten_ops_per_step: {ops.TopLevelOpsPerStep:F0} top-level ({ops.AllOpsPerStep:F0} with nested calls; libtorch RecordFunction, docs/performance.md)"));
+            Console.WriteLine(string.Create(ci, $"host_cost_per_op: {ops.HostMicrosPerOp:F2} us (1-element add, new tensor), {ops.HostMicrosPerInPlaceOp:F2} us in place; x ops = {ops.TopLevelOpsPerStep * ops.HostMicrosPerOp / 1e6:F3} s of host time per step"));
+        }
     }
 }
