@@ -81,8 +81,10 @@ public static class Benchmark
         var lora = LoraInjector.Apply(model, o.Lora, o.Seed);
         model.train();
         var trainable = Session.Trainable(model);
-        using var optimizer = torch.optim.AdamW(trainable.Select(p => p.Param), lr: 1e-5);
-        var parameters = trainable.Select(p => p.Param).ToList();
+        // As training builds it: the LoRA tensors in one flat buffer, AdamW over that buffer (weight decay 0.01,
+        // TorchSharp's default, which this bench used before flat storage).
+        using var optimizer = LoraAdamW.Create(trainable, lr: 1e-5, weightDecay: 0.01);
+        var parameters = LoraAdamW.Parameters(optimizer);
         // Attention FLOPs follow the document length: each token attends within its own document.
         var flops = FlopCount.For(model, o.Sequence / o.Documents);
 

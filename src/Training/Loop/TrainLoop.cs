@@ -96,7 +96,9 @@ public sealed class TrainLoop(
         using var metrics = new MetricsWriter(Path.Combine(options.OutputDir, "metrics.jsonl"), resumeFrom?.Step);
         var clock = Stopwatch.StartNew();
         if (data.Count(0) == 0) throw new InvalidOperationException("no training micro-batches");
-        var parameters = trainable.Select(p => p.Param).ToList();
+        // What the optimizer updates: with flat LoRA storage (LoraAdamW) the one flat buffer, so clipping, the NaN
+        // check and zeroing below are a few ops on its one gradient instead of several per LoRA tensor.
+        var parameters = LoraAdamW.Parameters(optimizer);
         long windowTokens = 0;
         var windowClock = Stopwatch.StartNew();
         EvalResult? lastEval = null;
