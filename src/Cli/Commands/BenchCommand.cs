@@ -51,9 +51,14 @@ public static class BenchCommand
             Description = "After the timed steps, profile N more with a device sync around each phase (embed, each layer type's forward, recompute and backward, loss, clip, read-back, AdamW) and print where the step goes: time and ATen operator calls per phase, and TorchSharp's host cost per op",
             DefaultValueFactory = _ => 0,
         };
+        var lossHead = new Option<int>("--loss-head")
+        {
+            Description = "Instead of training steps: time the loss head alone (seq-1 rows x hidden x vocab of the shape, forward + backward) N times in each form, the composed logsumexp - gather and libtorch's fused cross_entropy, alternately; print the medians",
+            DefaultValueFactory = _ => 0,
+        };
         var cmd = new Command("bench", "Time LoRA training steps on random weights: step time, tokens/s, peak memory, MFU")
         {
-            recipe, set, shape, layers, seq, batch, steps, device, dtype, ckpt, rank, peak, targets, json, profile, loraCompute, documents,
+            recipe, set, shape, layers, seq, batch, steps, device, dtype, ckpt, rank, peak, targets, json, profile, loraCompute, documents, lossHead,
         };
         cmd.SetAction(pr => CliErrors.Run("bench", pr.InvocationConfiguration.Error, () =>
         {
@@ -104,6 +109,14 @@ public static class BenchCommand
                 {
                     Console.Error.WriteLine("bench: --steps >= 1, --seq >= 2, --batch >= 1, --profile >= 0 and 1 <= --documents <= seq/2 are required");
                     return 1;
+                }
+                if (pr.GetValue(lossHead) is > 0 and var reps)
+                {
+                    var r = LossHeadBench.Run(options.Sequence - 1, options.Config.HiddenSize, options.Config.VocabSize, reps);
+                    static double Median(IReadOnlyList<double> x) => x.Order().ElementAt(x.Count / 2);
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"loss head {r.Rows} x {r.Hidden} x {r.Vocab}, forward + backward, {reps} alternating runs each: composed logsumexp - gather median {Median(r.ComposedSeconds):F3} s, fused cross_entropy median {Median(r.FusedSeconds):F3} s (max |grad diff| {r.MaxGradDiff:E1})"));
+                    return 0;
                 }
                 var report = Benchmark.Run(options, log);
                 if (pr.GetValue(json)) PrintJson(report); else Print(report);
