@@ -12,8 +12,9 @@ namespace Qwen35.Cli.Commands;
 
 /// <summary>
 /// `trainer bench --shape 9b|27b|tiny --layers 4 --seq 4096 --steps 3 [--device cpu|cuda] [--dtype bf16|fp32]
-/// [--checkpointing]` or `trainer bench --recipe NAME`: times LoRA training steps with random weights and prints
-/// step time, tokens/s, peak memory and an MFU estimate with the FLOP count used.
+/// [--checkpointing] [--profile N] [--loss-head N]` or `trainer bench --recipe NAME`: times LoRA training steps with
+/// random weights and prints step time, tokens/s, peak memory and an MFU estimate with the FLOP count used; with
+/// --profile, time and ATen operator calls per phase (docs/performance.md).
 /// </summary>
 public static class BenchCommand
 {
