@@ -1,4 +1,5 @@
 using Qwen35.Lora;
+using Qwen35.Models.SafeTensors;
 using Qwen35.Tests;
 using Qwen35.Training.Checkpointing;
 using Qwen35.Training.Loop;
@@ -80,5 +81,25 @@ public class FlatResumeTests
             Assert.That(flat.Trainable[i].Param.equal(perTensor.Trainable[i].Param).all().item<bool>(), Is.True);
             Assert.That(flatState.step, Is.EqualTo(s.step));
         }
+    }
+
+    [Test]
+    public void AFlatLoadRefusesDisagreeingStepCounts()
+    {
+        // The flat optimizer keeps one step count; a file whose parameters disagree is not one this trainer wrote.
+        var dir = TestPaths.TempDir("flat-steps");
+        var run = Make(dir, 4, flat: false, saveEvery: 4);
+        run.Loop.Run();
+        var checkpoint = new CheckpointStore(dir, 2).Resolve("latest");
+        var path = Path.Combine(checkpoint, "optimizer.safetensors");
+        var first = run.Trainable[0].Name + ".step";
+        List<(string, Tensor)> tensors;
+        using (var f = SafeTensorsFile.Open(path))
+            tensors = f.Tensors.Keys.Select(k => (k, k == first ? tensor(new long[] { 99 }) : f.Load(k).clone())).ToList();
+        SafeTensorsWriter.Write(path, tensors);
+
+        var flat = Make(TestPaths.TempDir("flat-steps-b"), 4, flat: true);
+        var e = Assert.Throws<UserInputException>(() => CheckpointStore.Load(checkpoint, flat.Trainable, flat.Optimizer));
+        Assert.That(e!.Message, Is.EqualTo($"{path}: tensor '{run.Trainable[1].Name}.step' is 4, other parameters have 99; the flat optimizer keeps one step count"));
     }
 }
