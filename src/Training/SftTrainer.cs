@@ -122,10 +122,10 @@ public sealed class SftTrainer : IDisposable
         else _data = SftData.Load(r.Data, r.Schedule.MicroBatchSize, r.Schedule.Seed, _baseDir, tokenizer, _log);
         var source = (IMicroBatchSource?)_dpo?.Data ?? _data!;
 
-        // 6. Optimizer: AdamW over the LoRA parameters only (state in fp32 like the parameters).
+        // 6. Optimizer: AdamW over the LoRA parameters only, stored as one flat fp32 buffer (LoraAdamW).
         var s = r.Schedule;
-        _optimizer = torch.optim.AdamW(_trainable.Select(p => p.Param), lr: s.LearningRate, beta1: s.Beta1, beta2: s.Beta2,
-            eps: s.Eps, weight_decay: s.WeightDecay);
+        _optimizer = LoraAdamW.Create(_trainable, lr: s.LearningRate, beta1: s.Beta1, beta2: s.Beta2,
+            eps: s.Eps, weightDecay: s.WeightDecay);
 
         // 7. Schedule: total steps from max_steps or epochs × steps per epoch; warm-up from steps or ratio.
         TotalSteps = s.MaxSteps ?? TrainLoop.StepsFor(source, s.Epochs, s.GradAccum * WorldSize);

@@ -12,8 +12,9 @@ namespace Qwen35.Cli.Commands;
 
 /// <summary>
 /// `trainer bench --shape 9b|27b|tiny --layers 4 --seq 4096 --steps 3 [--device cpu|cuda] [--dtype bf16|fp32]
-/// [--checkpointing]` or `trainer bench --recipe NAME`: times LoRA training steps with random weights and prints
-/// step time, tokens/s, peak memory and an MFU estimate with the FLOP count used.
+/// [--checkpointing] [--profile N] [--loss-head N]` or `trainer bench --recipe NAME`: times LoRA training steps with
+/// random weights and prints step time, tokens/s, peak memory and an MFU estimate with the FLOP count used; with
+/// --profile, time and ATen operator calls per phase (docs/performance.md).
 /// </summary>
 public static class BenchCommand
 {
@@ -48,12 +49,17 @@ public static class BenchCommand
         };
         var profile = new Option<int>("--profile")
         {
-            Description = "After the timed steps, profile N more with a device sync around each phase (embed, each layer type's forward, recompute and backward, loss, clip, read-back, AdamW) and print where the step goes",
+            Description = "After the timed steps, profile N more with a device sync around each phase (embed, each layer type's forward, recompute and backward, loss, clip, read-back, AdamW) and print where the step goes: time and ATen operator calls per phase, and TorchSharp's host cost per op",
+            DefaultValueFactory = _ => 0,
+        };
+        var lossHead = new Option<int>("--loss-head")
+        {
+            Description = "Instead of training steps: time the loss head alone (seq-1 rows x hidden x vocab of the shape, forward + backward) N times in each form, the composed logsumexp - gather and libtorch's fused cross_entropy, alternately; print the medians",
             DefaultValueFactory = _ => 0,
         };
         var cmd = new Command("bench", "Time LoRA training steps on random weights: step time, tokens/s, peak memory, MFU")
         {
-            recipe, set, shape, layers, seq, batch, steps, device, dtype, ckpt, rank, peak, targets, json, profile, loraCompute, documents,
+            recipe, set, shape, layers, seq, batch, steps, device, dtype, ckpt, rank, peak, targets, json, profile, loraCompute, documents, lossHead,
         };
         cmd.SetAction(pr => CliErrors.Run("bench", pr.InvocationConfiguration.Error, () =>
         {
@@ -105,6 +111,14 @@ public static class BenchCommand
                     Console.Error.WriteLine("bench: --steps >= 1, --seq >= 2, --batch >= 1, --profile >= 0 and 1 <= --documents <= seq/2 are required");
                     return 1;
                 }
+                if (pr.GetValue(lossHead) is > 0 and var reps)
+                {
+                    var r = LossHeadBench.Run(options.Sequence - 1, options.Config.HiddenSize, options.Config.VocabSize, reps);
+                    static double Median(IReadOnlyList<double> x) => x.Order().ElementAt(x.Count / 2);
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                        $"loss head {r.Rows} x {r.Hidden} x {r.Vocab}, forward + backward, {reps} alternating runs each: composed logsumexp - gather median {Median(r.ComposedSeconds):F3} s, fused cross_entropy median {Median(r.FusedSeconds):F3} s (max |grad diff| {r.MaxGradDiff:E1})"));
+                    return 0;
+                }
                 var report = Benchmark.Run(options, log);
                 if (pr.GetValue(json)) PrintJson(report); else Print(report);
                 return 0;
@@ -142,7 +156,15 @@ public static class BenchCommand
             result["profile"] = profile.Select(p => new Dictionary<string, object>
             {
                 ["phase"] = p.Phase, ["seconds_per_step"] = p.SecondsPerStep, ["calls_per_step"] = p.CallsPerStep, ["share"] = p.Share,
+                ["aten_ops_per_step"] = p.TopLevelOpsPerStep, ["aten_ops_nested_per_step"] = p.AllOpsPerStep,
             }).ToList();
+        if (b.Ops is { } ops)
+        {
+            result["aten_ops_per_step"] = ops.TopLevelOpsPerStep;
+            result["aten_ops_nested_per_step"] = ops.AllOpsPerStep;
+            result["host_us_per_op"] = ops.HostMicrosPerOp;
+            result["host_us_per_inplace_op"] = ops.HostMicrosPerInPlaceOp;
+        }
         Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(result, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
     }
 
@@ -161,7 +183,13 @@ public static class BenchCommand
             : "mfu: n/a (give --peak-tflops for this device)");
         if (b.Profile is not { } profile) return;
         Console.WriteLine(string.Create(ci, $"profile ({o.ProfileSteps} extra steps, device synced around every phase: {profile.Sum(p => p.SecondsPerStep):F3} s per step):"));
+        Console.WriteLine(string.Create(ci, $"  {"phase",-48} {"s/step",11} {"share",6}  {"ATen ops",9} {"(nested)",9}  calls"));
         foreach (var p in profile)
-            Console.WriteLine(string.Create(ci, $"  {p.Phase,-48} {p.SecondsPerStep,9:F4} s  {p.Share * 100,5:F1}%  ({p.CallsPerStep:G4} calls)"));
+            Console.WriteLine(string.Create(ci, $"  {p.Phase,-48} {p.SecondsPerStep,9:F4} s  {p.Share * 100,5:F1}%  {p.TopLevelOpsPerStep,9:F0} {p.AllOpsPerStep,9:F0}  ({p.CallsPerStep:G4} calls)"));
+        if (b.Ops is { } ops)
+        {
+            Console.WriteLine(string.Create(ci, $"aten_ops_per_step: {ops.TopLevelOpsPerStep:F0} top-level ({ops.AllOpsPerStep:F0} with nested calls; libtorch RecordFunction, docs/performance.md)"));
+            Console.WriteLine(string.Create(ci, $"host_cost_per_op: {ops.HostMicrosPerOp:F2} us (1-element add, new tensor), {ops.HostMicrosPerInPlaceOp:F2} us in place; x ops = {ops.TopLevelOpsPerStep * ops.HostMicrosPerOp / 1e6:F3} s of host time per step"));
+        }
     }
 }

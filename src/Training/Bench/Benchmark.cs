@@ -40,8 +40,14 @@ public sealed record BenchOptions
     public int Documents { get; init; } = 1;
 }
 
-/// <summary>One phase of the profiled steps: mean seconds and calls per step, and its share of the profiled step.</summary>
-public sealed record PhaseTime(string Phase, double SecondsPerStep, double CallsPerStep, double Share);
+/// <summary>One phase of the profiled steps: mean seconds and calls per step, its share of the profiled step, and the
+/// ATen operator calls per step it issued (<see cref="OpCounter"/>: top level, and with nested calls).</summary>
+public sealed record PhaseTime(string Phase, double SecondsPerStep, double CallsPerStep, double Share, double TopLevelOpsPerStep = 0,
+    double AllOpsPerStep = 0);
+
+/// <summary>Operator counts of one whole profiled step (phases and what lies between them) and TorchSharp's host cost
+/// per operator on 1-element tensors (out of place: a new handle each; in place), in microseconds.</summary>
+public sealed record OpProfile(double TopLevelOpsPerStep, double AllOpsPerStep, double HostMicrosPerOp, double HostMicrosPerInPlaceOp);
 
 public sealed record BenchReport(
     BenchOptions Options,
@@ -55,7 +61,8 @@ public sealed record BenchReport(
     long LoraParameters,
     IReadOnlyList<PhaseTime>? Profile = null,
     long TrainedTokens = 0,
-    double? PeakMemoryMib = null);
+    double? PeakMemoryMib = null,
+    OpProfile? Ops = null);
 
 /// <summary>
 /// Times full LoRA training steps (forward, chunked loss, backward, clip, AdamW) on random tokens with every position
@@ -74,8 +81,10 @@ public static class Benchmark
         var lora = LoraInjector.Apply(model, o.Lora, o.Seed);
         model.train();
         var trainable = Session.Trainable(model);
-        using var optimizer = torch.optim.AdamW(trainable.Select(p => p.Param), lr: 1e-5);
-        var parameters = trainable.Select(p => p.Param).ToList();
+        // As training builds it: the LoRA tensors in one flat buffer, AdamW over that buffer (weight decay 0.01,
+        // TorchSharp's default, which this bench used before flat storage).
+        using var optimizer = LoraAdamW.Create(trainable, lr: 1e-5, weightDecay: 0.01);
+        var parameters = LoraAdamW.Parameters(optimizer);
         // Attention FLOPs follow the document length: each token attends within its own document.
         var flops = FlopCount.For(model, o.Sequence / o.Documents);
 
@@ -117,15 +126,27 @@ public static class Benchmark
         }
 
         List<PhaseTime>? profile = null;
+        OpProfile? ops = null;
         if (o.ProfileSteps > 0)
         {
+            var (perOp, perInPlaceOp) = HostCostPerOp(device);
             var timer = new PhaseTimer(device);
-            for (var step = 0; step < o.ProfileSteps; step++) Step(o.Steps + step, timer);
+            long stepTop, stepAll;
+            using (OpCounter.Start())
+            {
+                for (var step = 0; step < o.ProfileSteps; step++) Step(o.Steps + step, timer);
+                (stepTop, stepAll) = (OpCounter.TopLevel, OpCounter.All);
+            }
+            var n = o.ProfileSteps;
             var total = timer.Totals.Sum(t => t.Seconds);
-            profile = timer.Totals.Select(t => new PhaseTime(t.Phase, t.Seconds / o.ProfileSteps, (double)t.Calls / o.ProfileSteps,
-                t.Seconds / total)).ToList();
-            log.Information("bench: profiled {Steps} more steps, {Seconds:F3} s per step with a device sync around every phase",
-                o.ProfileSteps, total / o.ProfileSteps);
+            profile = timer.Totals.Select(t => new PhaseTime(t.Phase, t.Seconds / n, (double)t.Calls / n,
+                t.Seconds / total, (double)t.TopLevelOps / n, (double)t.AllOps / n)).ToList();
+            // Uploading the batch, selecting the trained rows, the dispose scopes: ops issued between the phases.
+            profile.Add(new PhaseTime("(between phases)", 0, 0, 0,
+                (double)(stepTop - timer.Totals.Sum(t => t.TopLevelOps)) / n, (double)(stepAll - timer.Totals.Sum(t => t.AllOps)) / n));
+            ops = new OpProfile((double)stepTop / n, (double)stepAll / n, perOp, perInPlaceOp);
+            log.Information("bench: profiled {Steps} more steps, {Seconds:F3} s per step with a device sync around every phase, {Ops:F0} ATen ops per step",
+                o.ProfileSteps, total / n, ops.TopLevelOpsPerStep);
         }
         var measured = times.Count >= 2 ? times.Skip(1).ToList() : times;
         var mean = measured.Average();
@@ -136,6 +157,31 @@ public static class Benchmark
             : device.type == DeviceType.CUDA ? $"{mib:F0} MB (NVML device used, peak of 20 ms samples)" : $"{mib:F0} MB (peak RSS)";
         var peak = o.PeakTflops ?? (device.type == DeviceType.CUDA && dtype == ScalarType.BFloat16 ? 989.0 : null);
         double? mfu = peak is { } tf ? tokensPerSecond * flops.PerToken / (tf * 1e12) : null;
-        return new BenchReport(o, times, mean, tokensPerSecond, memory, flops, peak, mfu, lora.TrainableParameters, profile, targets, peakMib);
+        return new BenchReport(o, times, mean, tokensPerSecond, memory, flops, peak, mfu, lora.TrainableParameters, profile, targets, peakMib, ops);
+    }
+
+    /// <summary>
+    /// TorchSharp's host cost of one operator: a loop of adds on 1-element tensors, where the arithmetic is nothing and
+    /// what remains is the managed call, the P/Invoke, libtorch's dispatcher and (out of place) a new tensor and
+    /// its handle. On a GPU this is the floor of a step's host time: ops per step × this cost, against the device
+    /// time of the step, says whether the step is launch-bound.
+    /// </summary>
+    public static (double MicrosPerOp, double MicrosPerInPlaceOp) HostCostPerOp(Device device, int iterations = 20_000)
+    {
+        using var scope = NewDisposeScope();
+        var a = ones(1, device: device);
+        var b = ones(1, device: device);
+        double Measure(Action op)
+        {
+            for (var i = 0; i < 1000; i++) op();   // warm-up (JIT, allocator, dispatcher caches)
+            if (device.type == DeviceType.CUDA) torch.cuda.synchronize(device);
+            var sw = Stopwatch.StartNew();
+            for (var i = 0; i < iterations; i++) op();
+            if (device.type == DeviceType.CUDA) torch.cuda.synchronize(device);
+            return sw.Elapsed.TotalSeconds * 1e6 / iterations;
+        }
+        var outOfPlace = Measure(() => { using var c = a.add(b); });
+        var inPlace = Measure(() => a.add_(b));
+        return (outOfPlace, inPlace);
     }
 }

@@ -3,6 +3,8 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using Qwen35.Models;
+using Qwen35.Lora;
+using Qwen35.Training.Loop;
 
 namespace Qwen35.Training.Checkpointing;
 
@@ -11,7 +13,8 @@ namespace Qwen35.Training.Checkpointing;
 /// <list type="bullet">
 /// <item><c>adapter/</c>: the LoRA adapter in PEFT format (usable on its own);</item>
 /// <item><c>trainable.safetensors</c>: the trainable parameters under their model names (exact fp32, what resume loads);</item>
-/// <item><c>optimizer.safetensors</c>: AdamW <c>NAME.exp_avg</c>, <c>NAME.exp_avg_sq</c>, <c>NAME.step</c> per parameter;</item>
+/// <item><c>optimizer.safetensors</c>: AdamW <c>NAME.exp_avg</c>, <c>NAME.exp_avg_sq</c>, <c>NAME.step</c> per parameter
+/// (also with flat LoRA storage, whose one AdamW state is written slice by slice);</item>
 /// <item><c>trainer_state.json</c>: step, scheduler step, data position, seed, RNG scheme, recipe hash (<see cref="TrainerState"/>).</item>
 /// </list>
 /// The random state needs no tensor: every micro-batch reseeds the generators from (seed, step, micro-batch), so
@@ -83,14 +86,21 @@ public sealed class CheckpointStore(string outputDir, int keepLast)
             foreach (var (name, p) in trainable) p.copy_(Require(weights, name, p));
 
             using var opt = SafeTensorsFile.Open(Path.Combine(dir, "optimizer.safetensors"));
-            var states = optimizer.state_dict().State;
+            var moments = Moments(trainable, optimizer);
+            long? flatStep = null;
             for (var i = 0; i < trainable.Count; i++)
             {
                 var (name, p) = trainable[i];
-                var s = (AdamW.State)states[i];
-                s.exp_avg.copy_(Require(opt, name + ".exp_avg", p));
-                s.exp_avg_sq.copy_(Require(opt, name + ".exp_avg_sq", p));
-                s.step = Require(opt, name + ".step", null).ToInt64();
+                var (expAvg, expAvgSq, _, setStep) = moments[i];
+                expAvg.copy_(Require(opt, name + ".exp_avg", p));
+                expAvgSq.copy_(Require(opt, name + ".exp_avg_sq", p));
+                var step = Require(opt, name + ".step", null).ToInt64();
+                // Flat AdamW has one step count for all slices; per-tensor files hold the same count for every
+                // parameter (they were all stepped together), so any disagreement means a foreign file.
+                if (flatStep is { } seen && seen != step && moments.Flat)
+                    throw new UserInputException($"{Path.Combine(dir, "optimizer.safetensors")}: tensor '{name}.step' is {step}, other parameters have {seen}; the flat optimizer keeps one step count");
+                flatStep = step;
+                setStep(step);
             }
         }
         return state;
@@ -98,15 +108,48 @@ public sealed class CheckpointStore(string outputDir, int keepLast)
 
     static IEnumerable<(string, Tensor)> OptimizerTensors(IReadOnlyList<(string Name, Parameter Param)> trainable, AdamW optimizer)
     {
-        // state_dict().State lists the optimizer's states in parameter order, which is the order of `trainable`.
-        var states = optimizer.state_dict().State;
+        var moments = Moments(trainable, optimizer);
         for (var i = 0; i < trainable.Count; i++)
         {
-            var s = (AdamW.State)states[i];
-            yield return (trainable[i].Name + ".exp_avg", s.exp_avg.detach().cpu());
-            yield return (trainable[i].Name + ".exp_avg_sq", s.exp_avg_sq.detach().cpu());
-            yield return (trainable[i].Name + ".step", tensor(new[] { s.step }));
+            var (expAvg, expAvgSq, step, _) = moments[i];
+            yield return (trainable[i].Name + ".exp_avg", expAvg.detach().cpu());
+            yield return (trainable[i].Name + ".exp_avg_sq", expAvgSq.detach().cpu());
+            yield return (trainable[i].Name + ".step", tensor(new[] { step }));
         }
+    }
+
+    /// <summary>Per trainable parameter (in <paramref name="trainable"/>'s order): its AdamW moments, step count and a
+    /// setter for the step. With flat LoRA storage (<see cref="LoraAdamW"/>) the optimizer has one state for the
+    /// whole buffer and the moments are views of its slices, so the file keeps the per-parameter layout either way
+    /// (a checkpoint written before flat storage resumes into it, and back).</summary>
+    sealed class MomentList(List<(Tensor ExpAvg, Tensor ExpAvgSq, long Step, Action<long> SetStep)> items, bool flat)
+    {
+        public bool Flat => flat;
+        public (Tensor ExpAvg, Tensor ExpAvgSq, long Step, Action<long> SetStep) this[int i] => items[i];
+    }
+
+    static MomentList Moments(IReadOnlyList<(string Name, Parameter Param)> trainable, AdamW optimizer)
+    {
+        // state_dict().State lists the optimizer's states in parameter order.
+        var states = optimizer.state_dict().State;
+        if (LoraAdamW.Flat(optimizer) is { } flat)
+        {
+            var s = (AdamW.State)states[0];
+            var byName = flat.Slices.ToDictionary(x => x.Name);
+            return new MomentList(trainable.Select(t =>
+            {
+                if (!byName.TryGetValue(t.Name, out var slice))
+                    throw new InvalidOperationException($"{t.Name} is not in the optimizer's flat LoRA buffer");
+                return (FlatLoraParameters.SliceOf(s.exp_avg, slice), FlatLoraParameters.SliceOf(s.exp_avg_sq, slice), s.step,
+                    (Action<long>)(v => s.step = v));
+            }).ToList(), flat: true);
+        }
+        // Per-tensor AdamW: its states are in the order of `trainable`.
+        return new MomentList(trainable.Select((t, i) =>
+        {
+            var s = (AdamW.State)states[i];
+            return (s.exp_avg, s.exp_avg_sq, s.step, (Action<long>)(v => s.step = v));
+        }).ToList(), flat: false);
     }
 
     static Tensor Require(SafeTensorsFile file, string name, Tensor? like)

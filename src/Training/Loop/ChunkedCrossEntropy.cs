@@ -9,7 +9,9 @@ namespace Qwen35.Training.Loop;
 /// 1. shift ONCE: position t predicts label t+1 (labels arrive aligned with the input ids, label[t] = token t),
 /// 2. keep only the trained positions before the lm_head matmul (<see cref="MicroBatch.TargetIndex"/>: label != -100
 ///    and not across a packed-document boundary, where the next document is not predictable);
-/// 3. walk them in chunks of <c>chunkRows</c>: logits = h·Wᵀ, upcast to fp32, loss = logsumexp − target logit.
+/// 3. walk them in chunks of <c>chunkRows</c>: logits = h·Wᵀ, upcast to fp32, loss = libtorch's fused cross-entropy
+///    (log-softmax + NLL: logsumexp − target logit, in fewer passes and full-size temporaries over [chunk × vocab]
+///    than the composed <c>logsumexp(logits) − gather(logits, target)</c> it replaced; see docs/performance.md).
 /// The result is a SUM over trained tokens (optionally weighted per token); the caller divides by the token count of
 /// the whole optimizer step, which is what makes gradient accumulation equal to one large batch.
 /// </summary>
@@ -102,24 +104,35 @@ public static class ChunkedCrossEntropy
         return parts.Count == 0 ? zeros(0, device: sel.Hidden.device) : cat(parts, 0);
     }
 
-    /// <summary>Loss sum of rows [start, start+len): fp32 logsumexp minus the target logit.</summary>
+    /// <summary>Loss sum of rows [start, start+len): libtorch's fused cross-entropy (log-softmax + NLL, reduction
+    /// sum) on the fp32 logits of the chunk; with token weights, the per-token losses times the weights, summed.</summary>
     static Tensor ChunkLoss(Selection sel, Tensor weight, long start, long len)
     {
         using var scope = NewDisposeScope();
-        return ChunkTokenLoss(sel, weight, start, len).sum().MoveToOuterDisposeScope();
+        var logits = ChunkLogits(sel, weight, start, len);
+        var t = sel.Targets.narrow(0, start, len);
+        var loss = sel.Weights is null
+            ? nn.functional.cross_entropy(logits, t, reduction: nn.Reduction.Sum)
+            : nn.functional.cross_entropy(logits, t, reduction: nn.Reduction.None).mul(sel.Weights.narrow(0, start, len)).sum();
+        return loss.MoveToOuterDisposeScope();
     }
 
     /// <summary>Per-token (weighted) losses of rows [start, start+len) [len], fp32.</summary>
     static Tensor ChunkTokenLoss(Selection sel, Tensor weight, long start, long len)
     {
         using var scope = NewDisposeScope();
-        var h = sel.Hidden.narrow(0, start, len);                    // [c,h]
-        var t = sel.Targets.narrow(0, start, len);                   // [c]
-        // The matmul runs in the weight's dtype (bf16 on GPU: a full fp32 copy of a 248K×5K head would cost 5 GB);
-        // the reduction over the vocabulary runs in fp32, like HF's upcast of logits before the loss.
-        var logits = nn.functional.linear(h.to(weight.dtype), weight).to(ScalarType.Float32);   // [c,V]
-        var tokenLoss = logits.logsumexp(1).sub(logits.gather(1, t.unsqueeze(1)).squeeze(1));   // [c]
+        var logits = ChunkLogits(sel, weight, start, len);
+        var tokenLoss = nn.functional.cross_entropy(logits, sel.Targets.narrow(0, start, len), reduction: nn.Reduction.None);   // [c]
         if (sel.Weights is not null) tokenLoss = tokenLoss.mul(sel.Weights.narrow(0, start, len));
         return tokenLoss.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>fp32 logits [c,V] of rows [start, start+len). The matmul runs in the weight's dtype (bf16 on GPU: a
+    /// full fp32 copy of a 248K×5K head would cost 5 GB); the reduction over the vocabulary runs in fp32, like HF's
+    /// upcast of logits before the loss. With an fp32 head both casts are no-ops (no copy).</summary>
+    static Tensor ChunkLogits(Selection sel, Tensor weight, long start, long len)
+    {
+        var h = sel.Hidden.narrow(0, start, len);                    // [c,h]
+        return nn.functional.linear(h.to(weight.dtype), weight).to(ScalarType.Float32);
     }
 }

@@ -23,8 +23,9 @@ public static class GradientClipping
         Tensor total;
         using (var scope = NewDisposeScope())
         {
-            using var norms = stack(grads.Select(g => linalg.vector_norm(g, 2)).ToArray());
-            total = linalg.vector_norm(norms, 2).MoveToOuterDisposeScope();
+            // One gradient (flat LoRA storage): its norm directly, without the norm-of-norms stack.
+            using var norms = grads.Count == 1 ? null : stack(grads.Select(g => linalg.vector_norm(g, 2)).ToArray());
+            total = linalg.vector_norm(norms ?? grads[0], 2).MoveToOuterDisposeScope();
             var coef = (maxNorm / (total + 1e-6)).clamp_max(1.0);
             foreach (var g in grads) g.mul_(coef);
         }

@@ -17,6 +17,12 @@ public static class GradientSync
         using var scope = NewDisposeScope();
         // Every rank ran at least one micro-batch (the loop deals at least one to each), so every gradient exists.
         var grads = parameters.Select(p => p.grad ?? throw new InvalidOperationException("a LoRA parameter has no gradient after the backward pass")).ToList();
+        // Flat LoRA storage (LoraAdamW): the optimizer's one parameter, whose gradient is already the one buffer.
+        if (grads is [{ } only] && only.is_contiguous())
+        {
+            comm.AllReduceSum(only);
+            return;
+        }
         var flat = cat(grads.Select(g => g.flatten()).ToList());
         comm.AllReduceSum(flat);
         long offset = 0;

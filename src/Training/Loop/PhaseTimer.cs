@@ -1,28 +1,31 @@
 using System.Diagnostics;
 using Qwen35.Models;
+using Qwen35.Training.Bench;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Qwen35.Training.Loop;
 
 /// <summary>
-/// Wall time per named phase of a training step, for `trainer bench --profile`. CUDA runs asynchronously, so the
-/// timer waits for the device before and after each phase: the work a phase queued is charged to that phase. Those
-/// waits cost throughput, which is why the bench profiles extra steps after the timed ones instead of timing with it.
-/// The model reports its own phases (forward/recompute/backward per layer type) through <see cref="IPhaseObserver"/>.
+/// Wall time and ATen operator count per named phase of a training step, for `trainer bench --profile`. CUDA runs
+/// asynchronously, so the timer waits for the device before and after each phase: the work a phase queued is charged
+/// to that phase. Those waits cost throughput, which is why the bench profiles extra steps after the timed ones
+/// instead of timing with it. The model reports its own phases (forward/recompute/backward per layer type) through
+/// <see cref="IPhaseObserver"/>. Operators are counted only while an <see cref="OpCounter"/> runs (zero otherwise).
 /// </summary>
 public sealed class PhaseTimer(Device device) : IPhaseObserver
 {
     readonly List<string> _order = [];
-    readonly Dictionary<string, (double Seconds, int Calls)> _totals = [];
+    readonly Dictionary<string, PhaseTotal> _totals = [];
 
     public void Time(string phase, Action body)
     {
         Sync();
+        var (top, all) = (OpCounter.TopLevel, OpCounter.All);
         var sw = Stopwatch.StartNew();
         body();
         Sync();
-        Add(phase, sw.Elapsed.TotalSeconds);
+        Add(phase, sw.Elapsed.TotalSeconds, OpCounter.TopLevel - top, OpCounter.All - all);
     }
 
     public T Time<T>(string phase, Func<T> body)
@@ -32,14 +35,13 @@ public sealed class PhaseTimer(Device device) : IPhaseObserver
         return result;
     }
 
-    /// <summary>Phases in first-seen order with their total seconds and number of calls.</summary>
-    public IReadOnlyList<(string Phase, double Seconds, int Calls)> Totals =>
-        _order.Select(p => (p, _totals[p].Seconds, _totals[p].Calls)).ToList();
+    /// <summary>Phases in first-seen order with their totals.</summary>
+    public IReadOnlyList<PhaseTotal> Totals => _order.Select(p => _totals[p]).ToList();
 
-    void Add(string phase, double seconds)
+    void Add(string phase, double seconds, long top, long all)
     {
         if (!_totals.TryGetValue(phase, out var t)) _order.Add(phase);
-        _totals[phase] = (t.Seconds + seconds, t.Calls + 1);
+        _totals[phase] = new PhaseTotal(phase, (t?.Seconds ?? 0) + seconds, (t?.Calls ?? 0) + 1, (t?.TopLevelOps ?? 0) + top, (t?.AllOps ?? 0) + all);
     }
 
     void Sync()
@@ -47,3 +49,6 @@ public sealed class PhaseTimer(Device device) : IPhaseObserver
         if (device.type == DeviceType.CUDA) torch.cuda.synchronize(device);
     }
 }
+
+/// <summary>Totals of one phase: seconds, calls, and ATen operator calls at top level and in all (<see cref="OpCounter"/>).</summary>
+public sealed record PhaseTotal(string Phase, double Seconds, int Calls, long TopLevelOps, long AllOps);

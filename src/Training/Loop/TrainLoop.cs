@@ -121,7 +121,9 @@ public sealed class TrainLoop(
             throw new UserInputException($"the training data makes {data.Count(0)} micro-batches per epoch, fewer than the {comm.WorldSize} processes of this job; use fewer processes or more data");
         // grad_accum is per process (as in Hugging Face and torchrun): a step takes grad_accum x world size micro-batches.
         var accum = options.GradAccum * comm.WorldSize;
-        var parameters = trainable.Select(p => p.Param).ToList();
+        // What the optimizer updates: with flat LoRA storage (LoraAdamW) the one flat buffer, so clipping, the NaN
+        // check and zeroing below are a few ops on its one gradient instead of several per LoRA tensor.
+        var parameters = LoraAdamW.Parameters(optimizer);
         long windowTokens = 0;
         var windowClock = Stopwatch.StartNew();
         EvalResult? lastEval = null;
