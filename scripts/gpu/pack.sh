@@ -20,6 +20,9 @@ find "$out/trainer" -depth -type d -empty -delete
 if find "$out/trainer" -name '*llama*.so*' -o -name '*ggml*' -o -name '*mtmd*' | grep -q .; then
   echo "error: a llama.cpp native library ended up in $out/trainer" >&2; exit 1
 fi
+# Nor the OpenAI client (about 6 MB): only `safety-eval --endpoint/--judge-endpoint` loads it (.NET loads an assembly
+# when a method that uses it first runs), so the GPU checks never miss it; there such a call fails with one line.
+rm -f "$out/trainer/OpenAI.dll" "$out/trainer/Microsoft.Extensions.AI.OpenAI.dll"
 
 dotnet_root="$(dirname "$(readlink -f "$(command -v dotnet)")")"
 runtime_version="$(dotnet --list-runtimes | awk '/Microsoft.NETCore.App/ {v=$2} END {print v}')"
