@@ -1,5 +1,6 @@
-using Qwen35.Cli.Commands;
 using System.CommandLine;
+using System.Diagnostics;
+using Qwen35.Cli.Commands;
 
 namespace Qwen35.Cli.Tests;
 
@@ -32,5 +33,18 @@ static class CliRunner
         Console.SetError(e);
         try { return (root.Parse(args).Invoke(), o.ToString(), e.ToString()); }
         finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+    }
+
+    /// <summary>Runs the built `trainer` program (its dll is copied next to the tests) as a process; 120 s at most.</summary>
+    public static (int Exit, string Out, string Err) RunProcess(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "trainer.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(120_000)) { p.Kill(); Assert.Fail("trainer did not finish in 120 s"); }
+        return (p.ExitCode, stdout.Result, stderr.Result);
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Qwen35.Tests;
 
@@ -7,17 +6,7 @@ namespace Qwen35.Cli.Tests;
 /// <summary>The data verbs run as the real `trainer` program (its dll is copied next to the tests).</summary>
 public class DataCommandsTests
 {
-    static (int Exit, string Out, string Err) Trainer(params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "trainer.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(120_000)) { p.Kill(); Assert.Fail("trainer did not finish in 120 s"); }
-        return (p.ExitCode, stdout.Result, stderr.Result);
-    }
+    static (int Exit, string Out, string Err) Trainer(params string[] args) => CliRunner.RunProcess(args);
 
     [Test]
     public void Inspect_Json_ReportsRowsCategoriesAndBadRows()
