@@ -91,6 +91,28 @@ public class DataParallelTrainingTests
         Assert.That(err, Does.Match(@"process rank 1 .*exited on signal 9"), "mpirun names the rank: " + err);
     }
 
+    [Test]
+    public void ARankThatThrowsEndsTheJobNamingItselfAndItsError()
+    {
+        // Rank 0 alone writes checkpoints: output_dir replaced by a file makes its step-2 checkpoint throw while rank 1
+        // goes on into the next step's collective. Rank 0 must say so and end the whole job (MPI_Abort).
+        var dir = TestPaths.TempDir("dp-throw");
+        var args = Args(dir, 1, "--set", "schedule.max_steps=400", "--set", "save_every=2");
+        var clock = Stopwatch.StartNew();
+        var (code, _, err) = Trainer(2, args, onLine: (line, _) =>
+        {
+            if (!line.Contains("step 1/400", StringComparison.Ordinal)) return false;
+            Directory.Delete(dir, recursive: true);
+            File.WriteAllText(dir, "in the way");
+            clock.Restart();
+            return true;
+        });
+        Assert.That(clock.Elapsed.TotalSeconds, Is.LessThan(60), "the job ended within a minute of the failure");
+        Assert.That(code, Is.EqualTo(3), err);
+        Assert.That(err, Does.Match(@"rank 0 of 2 failed: .*; ending the job"), err);
+        Assert.That(err, Does.Not.Contain("step 3/400"), "no rank got past the failed step");
+    }
+
     /// <summary>The pid of the process mpirun started as <paramref name="rank"/> (its OMPI_COMM_WORLD_RANK).</summary>
     static int? RankPid(int mpirunPid, int rank)
     {
