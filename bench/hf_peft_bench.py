@@ -2,7 +2,7 @@
 """Reference side of the speed comparison: Hugging Face transformers + PEFT LoRA training steps.
 
 Same shape, tokens and LoRA config as `trainer bench` (the .NET side), so the two can be compared in one run on one
-GPU (see scripts/gpu/compare.sh):
+GPU, or on a CPU with --device cpu --dtype fp32 --threads N (see scripts/gpu/compare.sh):
   - Qwen3.5 text model with a published shape (9b or 27b) and random bf16 weights, optionally fewer layers;
   - packed rows of --seq tokens (one row per micro-batch; random ids);
   - LoRA r=16, alpha=32 on every linear projection of the text decoder (never lm_head);
@@ -12,6 +12,7 @@ Prints one JSON object: step time, tokens/s, peak GPU memory and MFU against --p
 (LoRA model FLOPs per token = 4N + 4Vd + 3 * attention forward, peft-sft-and-performance.md section D1).
 """
 import argparse
+import contextlib
 import json
 import threading
 import time
@@ -97,6 +98,9 @@ def main():
     ap.add_argument("--no-checkpointing", action="store_true")
     ap.add_argument("--peak-tflops", type=float, default=989.0)
     ap.add_argument("--out", default=None, help="also write the JSON result here")
+    ap.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (trainer bench's --device)")
+    ap.add_argument("--dtype", default="bf16", choices=["bf16", "fp32"], help="frozen base weights (LoRA stays fp32)")
+    ap.add_argument("--threads", type=int, default=0, help="CPU intra-op threads (torch.set_num_threads); 0 = torch's default")
     args = ap.parse_args()
 
     import torch
@@ -110,9 +114,18 @@ def main():
                             linear_conv_kernel_dim=4, full_attention_interval=4, rms_norm_eps=1e-6,
                             max_position_embeddings=262144, **shape)
     torch.manual_seed(0)
-    device = torch.device("cuda")
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
     with torch.device(device):
-        model = Qwen3_5ForCausalLM(cfg).to(torch.bfloat16)
+        model = Qwen3_5ForCausalLM(cfg).to(dtype)
     if not args.no_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
@@ -126,17 +139,19 @@ def main():
     gen = torch.Generator(device="cpu").manual_seed(1)
     ids = torch.randint(0, 248000, (1, args.seq), generator=gen).to(device)
     times = []
-    torch.cuda.reset_peak_memory_stats()
-    with DeviceMemorySampler(torch) as sampler:
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    # On a CPU there is no device memory to sample: the sampler is a no-op there and the memory fields are null.
+    with (DeviceMemorySampler(torch) if cuda else contextlib.nullcontext()) as sampler:
         for step in range(args.warmup + args.steps):
-            torch.cuda.synchronize()
+            sync()
             t0 = time.perf_counter()
             out = model(input_ids=ids, labels=ids)
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             opt.zero_grad(set_to_none=True)
-            torch.cuda.synchronize()
+            sync()
             if step >= args.warmup:
                 times.append(time.perf_counter() - t0)
     step_s = sum(times) / len(times)
@@ -144,16 +159,17 @@ def main():
     tok_s = args.seq / step_s
     result = {
         "side": "transformers+peft", "transformers": transformers.__version__, "peft": peft.__version__,
-        "torch": torch.__version__, "gpu": torch.cuda.get_device_name(0),
+        "torch": torch.__version__, "device": str(device), "dtype": args.dtype,
+        "threads": torch.get_num_threads(), "gpu": torch.cuda.get_device_name(device) if cuda else None,
         "shape": args.shape, "layers": args.layers, "seq": args.seq, "steps": args.steps,
         "checkpointing": not args.no_checkpointing, "lora_r": args.rank, "lora_alpha": args.alpha,
         "trainable_params": sum(p.numel() for p in params), "matmul_params_N": n,
         "flops_per_token": flops_tok, "step_time_s": step_s, "tokens_per_s": tok_s,
         # Compare peak_memory_device_used_gib with trainer bench's "peak_memory" (NVML device used, same measure);
         # the allocator's own peaks are given for reference.
-        "peak_memory_device_used_gib": sampler.peak / 2**30,
-        "peak_memory_allocated_gib": torch.cuda.max_memory_allocated() / 2**30,
-        "peak_memory_reserved_gib": torch.cuda.max_memory_reserved() / 2**30,
+        "peak_memory_device_used_gib": sampler.peak / 2**30 if cuda else None,
+        "peak_memory_allocated_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
+        "peak_memory_reserved_gib": torch.cuda.max_memory_reserved() / 2**30 if cuda else None,
         "mfu": flops_tok * tok_s / (args.peak_tflops * 1e12), "peak_tflops": args.peak_tflops,
         "gdn_kernels": gdn_kernel_info(model),
     }

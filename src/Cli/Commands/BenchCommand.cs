@@ -7,6 +7,7 @@ using Qwen35.Training.Bench;
 using Qwen35.Training.Observability;
 using Qwen35.Training.Recipes;
 using Serilog.Events;
+using TorchSharp;
 
 namespace Qwen35.Cli.Commands;
 
@@ -52,6 +53,11 @@ public static class BenchCommand
             Description = "After the timed steps, profile N more with a device sync around each phase (embed, each layer type's forward, recompute and backward, loss, clip, read-back, AdamW) and print where the step goes: time and ATen operator calls per phase, and TorchSharp's host cost per op",
             DefaultValueFactory = _ => 0,
         };
+        var threads = new Option<int>("--threads")
+        {
+            Description = "CPU intra-op threads (0 = libtorch's default; with --recipe, its cpu_threads applies unless this is given); bench/hf_peft_bench.py --threads is the same",
+            DefaultValueFactory = _ => 0,
+        };
         var lossHead = new Option<int>("--loss-head")
         {
             Description = "Instead of training steps: time the loss head alone (seq-1 rows x hidden x vocab of the shape, forward + backward) N times in each form, the composed logsumexp - gather and libtorch's fused cross_entropy, alternately; print the medians",
@@ -59,7 +65,7 @@ public static class BenchCommand
         };
         var cmd = new Command("bench", "Time LoRA training steps on random weights: step time, tokens/s, peak memory, MFU")
         {
-            recipe, set, shape, layers, seq, batch, steps, device, dtype, ckpt, rank, peak, targets, json, profile, loraCompute, documents, lossHead,
+            recipe, set, shape, layers, seq, batch, steps, device, dtype, ckpt, rank, peak, targets, json, profile, loraCompute, documents, lossHead, threads,
         };
         cmd.SetAction(pr => CliErrors.Run("bench", pr.InvocationConfiguration.Error, () =>
         {
@@ -103,6 +109,7 @@ public static class BenchCommand
                     return 1;
                 }
                 options = options with { ProfileSteps = pr.GetValue(profile), Documents = pr.GetValue(documents) };
+                if (pr.GetValue(threads) is > 0 and var n) torch.set_num_threads(n);
                 if (pr.GetValue(loraCompute) is { } compute)
                     options = options with { Lora = options.Lora with { ComputeDtype = OptionNames.Parse<LoraComputeDtype>(compute, "--lora-compute") } };
                 if (options.Steps < 1 || options.Sequence < 2 || options.Batch < 1 || options.ProfileSteps < 0
