@@ -292,12 +292,12 @@ public sealed class TrainLoop(
             // (below), not once per micro-batch or per loss chunk.
             // [loss sum, the objective's metric sums...] (SFT: the loss sum alone).
             var lossSum = zeros(1 + metricNames.Count, dtype: ScalarType.Float64, device: device);
-            // Upload every micro-batch of the step first: a copy from pageable host memory waits for the device
-            // (cudaMemcpy semantics), so uploading between micro-batches would stall after each backward. Here the
-            // device is idle anyway (the previous step ended with its read-back). The tensors are a few KB per row.
             // This rank's share: micro-batches rank, rank + world, ... of the step (all of them on one process). The
             // dropout seed follows the micro-batch's place in the whole step, so the share does not change it.
             var mine = Enumerable.Range(0, group.Count).Where(i => i % comm.WorldSize == comm.Rank).ToList();
+            // Upload every micro-batch of the share first: a copy from pageable host memory waits for the device
+            // (cudaMemcpy semantics), so uploading between micro-batches would stall after each backward. Here the
+            // device is idle anyway (the previous step ended with its read-back). The tensors are a few KB per row.
             var uploaded = mine.Select(i => group[i].ToTensors(device)).ToList();
             for (var k = 0; k < mine.Count; k++)
             {
@@ -308,7 +308,7 @@ public sealed class TrainLoop(
                     new TrainingForward(options.ActivationCheckpointing, dropoutSeed), options.ChunkRows);
                 lossSum.add_(sum);
             }
-            // The sums over all ranks: the gradients in one flat buffer, once per optimizer step, then the loss.
+            // The sums over all ranks: the gradient buffer once per optimizer step, then the loss and metric sums.
             GradientSync.AllReduce(parameters, comm);
             comm.AllReduceSum(lossSum);
             // Clip on the device (the norm before clipping is returned); max_norm 0 means "measure only".
