@@ -1,5 +1,4 @@
-using System.CommandLine;
-using Qwen35.Cli.Commands;
+using Qwen35.Cli.Tests;
 using Qwen35.Data;
 using Qwen35.Export.Gguf;
 using Qwen35.Export.LlamaCpp;
@@ -21,9 +20,9 @@ public class GgufRecipeExportTests
     public void The_tiny_recipe_with_export_gguf_ends_with_files_llama_cpp_runs_to_the_trainers_logits()
     {
         var output = TestPaths.TempDir("gguf-recipe");
-        var (code, stdout, stderr) = Train("--recipe", "tiny", "--set", $"output_dir={output}", "--overwrite", "--set", "schedule.max_steps=2",
+        var (code, stdout, stderr) = CliRunner.RunProgram([], ["--recipe", "tiny", "--set", $"output_dir={output}", "--overwrite", "--set", "schedule.max_steps=2",
             "--set", "data.max_length=256", "--set", "data.pack_length=256", "--set", "eval_every=0", "--set", "save_every=0",
-            "--set", "schedule.warmup_steps=0", "--set", "export.gguf=[f32, lora]", "--no-progress");
+            "--set", "schedule.warmup_steps=0", "--set", "export.gguf=[f32, lora]", "--no-progress"]);
         Assert.That(code, Is.EqualTo(0), stderr);
         var (model, lora) = (Path.Combine(output, "model-f32.gguf"), Path.Combine(output, "adapter-lora-f32.gguf"));
         Assert.That(stderr, Does.Contain("gguf: wrote " + model).And.Contain("gguf: wrote " + lora));
@@ -53,16 +52,4 @@ public class GgufRecipeExportTests
         });
     }
 
-    static (int Code, string Out, string Err) Train(params string[] args)
-    {
-        var root = new RootCommand();
-        TrainCommand.AttachToRoot(root);
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        Console.SetOut(o);
-        Console.SetError(e);
-        try { return (root.Parse(args).Invoke(), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
-    }
 }

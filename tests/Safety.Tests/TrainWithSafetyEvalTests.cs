@@ -1,5 +1,4 @@
-using System.CommandLine;
-using Qwen35.Cli.Commands;
+using Qwen35.Cli.Tests;
 using Qwen35.Tests;
 using Qwen35.Training.Observability;
 
@@ -22,12 +21,12 @@ public class TrainWithSafetyEvalTests
             ? Reply.Completion(r.LastMessage.Contains("質問q2") ? "評価：[[1]]" : "評価：[[4]]")
             : Reply.Error(404, $"no model {r.Model}"));
 
-        var (code, _, err) = Train(
+        var (code, _, err) = CliRunner.RunProgram([], [
             "--recipe", "tiny", "--no-progress", "--set", $"output_dir={output}", "--set", "schedule.max_steps=2",
             "--set", "data.max_length=128", "--set", "data.pack_length=128", "--set", "eval_every=0", "--set", "save_every=0",
             "--set", $"eval.safety.prompts={data}", "--set", "eval.safety.every=1", "--set", "eval.safety.items=2",
             "--set", "eval.safety.max_new_tokens=4", "--set", $"eval.safety.judge.endpoint={server.BaseUrl}",
-            "--set", "eval.safety.judge.model=judge-model");
+            "--set", "eval.safety.judge.model=judge-model"]);
 
         Assert.That(code, Is.Zero, err);
         var rows = MetricsWriter.Read(Path.Combine(output, "metrics.jsonl"));
@@ -44,19 +43,5 @@ public class TrainWithSafetyEvalTests
         var judged = server.Requests.Where(r => r.Model == "judge-model").ToList();
         Assert.That(judged, Has.Count.EqualTo(4), "two questions judged at each of two steps");
         Assert.That(judged.All(r => r.LastMessage.Contains("参考q1") || r.LastMessage.Contains("参考q2")), "the judge sees the reference answers");
-    }
-
-    /// <summary>The program's root command (train is its default verb), capturing the console as the program writes it.</summary>
-    static (int Code, string Out, string Err) Train(params string[] args)
-    {
-        var root = new RootCommand();
-        TrainCommand.AttachToRoot(root);
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        Console.SetOut(o);
-        Console.SetError(e);
-        try { return (root.Parse(args).Invoke(), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
     }
 }

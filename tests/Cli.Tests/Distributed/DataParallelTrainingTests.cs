@@ -127,6 +127,7 @@ public class DataParallelTrainingTests
                 var env = File.ReadAllText(Path.Combine(dir, "environ")).Split('\0');
                 if (env.Contains($"OMPI_COMM_WORLD_RANK={rank}")) return pid;
             }
+            // A process that ended between the listing and the read, or another user's: not one of mpirun's ranks.
             catch (IOException) { }
             catch (UnauthorizedAccessException) { }
         }
