@@ -24,6 +24,9 @@ public class OpCounterTests
         TestContext.Out.WriteLine($"top {top} all {all}");
         Assert.That(top, Is.EqualTo(5));
         Assert.That(all, Is.GreaterThanOrEqualTo(top));
+        // The same five, by name (libtorch's operator names).
+        Assert.That(OpCounter.TopLevelByName().OrderBy(x => x.Name, StringComparer.Ordinal),
+            Is.EqualTo(new[] { ("aten::add_", 1L), ("aten::item", 1L), ("aten::mul", 1L), ("aten::sum", 1L), ("aten::view", 1L) }));
     }
 
     [Test]

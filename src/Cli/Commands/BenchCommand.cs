@@ -164,6 +164,7 @@ public static class BenchCommand
             {
                 ["phase"] = p.Phase, ["seconds_per_step"] = p.SecondsPerStep, ["calls_per_step"] = p.CallsPerStep, ["share"] = p.Share,
                 ["aten_ops_per_step"] = p.TopLevelOpsPerStep, ["aten_ops_nested_per_step"] = p.AllOpsPerStep,
+                ["aten_ops_by_name"] = (p.ByName ?? []).ToDictionary(x => x.Name, x => x.PerStep),
             }).ToList();
         if (b.Ops is { } ops)
         {
@@ -171,9 +172,14 @@ public static class BenchCommand
             result["aten_ops_nested_per_step"] = ops.AllOpsPerStep;
             result["host_us_per_op"] = ops.HostMicrosPerOp;
             result["host_us_per_inplace_op"] = ops.HostMicrosPerInPlaceOp;
+            if (ops.ByName is { } byName) result["aten_ops_by_name"] = byName.ToDictionary(x => x.Name, x => (object)x.PerStep);
         }
         Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(result, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
     }
+
+    static string TopNames(IReadOnlyList<OpCalls> names, int count) =>
+        string.Join(", ", names.Take(count).Select(x => string.Create(CultureInfo.InvariantCulture, $"{x.Name} {x.PerStep:G4}")))
+        + (names.Count > count ? ", …" : "");
 
     static void Print(BenchReport b)
     {
@@ -192,11 +198,16 @@ public static class BenchCommand
         Console.WriteLine(string.Create(ci, $"profile ({o.ProfileSteps} extra steps, device synced around every phase: {profile.Sum(p => p.SecondsPerStep):F3} s per step):"));
         Console.WriteLine(string.Create(ci, $"  {"phase",-48} {"s/step",11} {"share",6}  {"ATen ops",9} {"(nested)",9}  calls"));
         foreach (var p in profile)
+        {
             Console.WriteLine(string.Create(ci, $"  {p.Phase,-48} {p.SecondsPerStep,9:F4} s  {p.Share * 100,5:F1}%  {p.TopLevelOpsPerStep,9:F0} {p.AllOpsPerStep,9:F0}  ({p.CallsPerStep:G4} calls)"));
+            if (p.ByName is { Count: > 0 } names) Console.WriteLine("      " + TopNames(names, 10));
+        }
         if (b.Ops is { } ops)
         {
             Console.WriteLine(string.Create(ci, $"aten_ops_per_step: {ops.TopLevelOpsPerStep:F0} top-level ({ops.AllOpsPerStep:F0} with nested calls; libtorch RecordFunction, docs/performance.md)"));
             Console.WriteLine(string.Create(ci, $"host_cost_per_op: {ops.HostMicrosPerOp:F2} us (1-element add, new tensor), {ops.HostMicrosPerInPlaceOp:F2} us in place; x ops = {ops.TopLevelOpsPerStep * ops.HostMicrosPerOp / 1e6:F3} s of host time per step"));
+            if (ops.ByName is { Count: > 0 } byName)
+                Console.WriteLine("top-level ops per step by name: " + TopNames(byName, 24));
         }
     }
 }

@@ -43,11 +43,15 @@ public sealed record BenchOptions
 /// <summary>One phase of the profiled steps: mean seconds and calls per step, its share of the profiled step, and the
 /// ATen operator calls per step it issued (<see cref="OpCounter"/>: top level, and with nested calls).</summary>
 public sealed record PhaseTime(string Phase, double SecondsPerStep, double CallsPerStep, double Share, double TopLevelOpsPerStep = 0,
-    double AllOpsPerStep = 0);
+    double AllOpsPerStep = 0, IReadOnlyList<OpCalls>? ByName = null);
 
 /// <summary>Operator counts of one whole profiled step (phases and what lies between them) and TorchSharp's host cost
 /// per operator on 1-element tensors (out of place: a new handle each; in place), in microseconds.</summary>
-public sealed record OpProfile(double TopLevelOpsPerStep, double AllOpsPerStep, double HostMicrosPerOp, double HostMicrosPerInPlaceOp);
+public sealed record OpProfile(double TopLevelOpsPerStep, double AllOpsPerStep, double HostMicrosPerOp, double HostMicrosPerInPlaceOp,
+    IReadOnlyList<OpCalls>? ByName = null);
+
+/// <summary>Top-level calls per step of one ATen operator ("aten::mm").</summary>
+public sealed record OpCalls(string Name, double PerStep);
 
 public sealed record BenchReport(
     BenchOptions Options,
@@ -132,19 +136,22 @@ public static class Benchmark
             var (perOp, perInPlaceOp) = HostCostPerOp(device);
             var timer = new PhaseTimer(device);
             long stepTop, stepAll;
+            IReadOnlyList<(string Name, long Calls)> byName;
             using (OpCounter.Start())
             {
                 for (var step = 0; step < o.ProfileSteps; step++) Step(o.Steps + step, timer);
                 (stepTop, stepAll) = (OpCounter.TopLevel, OpCounter.All);
+                byName = OpCounter.TopLevelByName();
             }
             var n = o.ProfileSteps;
             var total = timer.Totals.Sum(t => t.Seconds);
             profile = timer.Totals.Select(t => new PhaseTime(t.Phase, t.Seconds / n, (double)t.Calls / n,
-                t.Seconds / total, (double)t.TopLevelOps / n, (double)t.AllOps / n)).ToList();
+                t.Seconds / total, (double)t.TopLevelOps / n, (double)t.AllOps / n, PerStep(t.TopLevelByName.Select(x => (x.Key, x.Value)), n))).ToList();
             // Uploading the batch, selecting the trained rows, the dispose scopes: ops issued between the phases.
             profile.Add(new PhaseTime("(between phases)", 0, 0, 0,
                 (double)(stepTop - timer.Totals.Sum(t => t.TopLevelOps)) / n, (double)(stepAll - timer.Totals.Sum(t => t.AllOps)) / n));
-            ops = new OpProfile((double)stepTop / n, (double)stepAll / n, perOp, perInPlaceOp);
+            ops = new OpProfile((double)stepTop / n, (double)stepAll / n, perOp, perInPlaceOp,
+                PerStep(byName, n));
             log.Information("bench: profiled {Steps} more steps, {Seconds:F3} s per step with a device sync around every phase, {Ops:F0} ATen ops per step",
                 o.ProfileSteps, total / n, ops.TopLevelOpsPerStep);
         }
@@ -159,6 +166,12 @@ public static class Benchmark
         double? mfu = peak is { } tf ? tokensPerSecond * flops.PerToken / (tf * 1e12) : null;
         return new BenchReport(o, times, mean, tokensPerSecond, memory, flops, peak, mfu, lora.TrainableParameters, profile, targets, peakMib, ops);
     }
+
+    // Autograd nodes are reported by libtorch as "autograd::engine::evaluate_function: MmBackward0": shortened to
+    // "MmBackward0"; "aten::mm" to "mm".
+    static List<OpCalls> PerStep(IEnumerable<(string Name, long Calls)> calls, int steps) =>
+        calls.Select(x => new OpCalls(x.Name.Replace("autograd::engine::evaluate_function: ", "").Replace("aten::", ""), (double)x.Calls / steps))
+            .OrderByDescending(x => x.PerStep).ThenBy(x => x.Name, StringComparer.Ordinal).ToList();
 
     /// <summary>
     /// TorchSharp's host cost of one operator: a loop of adds on 1-element tensors, where the arithmetic is nothing and

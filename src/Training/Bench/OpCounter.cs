@@ -47,12 +47,19 @@ public sealed class OpCounter : IDisposable
     delegate IntPtr StartCallback(IntPtr result, IntPtr recordFunction);
     [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
     delegate void EndCallback(IntPtr recordFunction, IntPtr context);
+    // const char* at::RecordFunction::name() const: the operator's name ("aten::mm").
+    [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+    delegate IntPtr NameFunction(IntPtr recordFunction);
 
     static readonly StartCallback StartDelegate = OnStart;
     static readonly EndCallback EndDelegate = OnEnd;
     static long _all, _topLevel;
     [ThreadStatic] static int _depth;
     static OpCounter? _active;
+    static NameFunction? _name;
+    // Top-level calls per operator name. The name is read during the call: an autograd node's name is a string the
+    // RecordFunction owns, not a static one.
+    static readonly Dictionary<string, long> _byName = new(StringComparer.Ordinal);
 
     readonly RemoveCallback _remove;
     ulong _handle;
@@ -62,6 +69,15 @@ public sealed class OpCounter : IDisposable
 
     /// <summary>All dispatcher calls (nested ones included) since <see cref="Start"/>.</summary>
     public static long All => Interlocked.Read(ref _all);
+
+    /// <summary>Top-level calls per operator name ("aten::mm") since <see cref="Start"/>, most called first: what a
+    /// step's operator count is made of.</summary>
+    public static IReadOnlyList<(string Name, long Calls)> TopLevelByName()
+    {
+        lock (_byName)
+            return _byName.Select(kv => (kv.Key, kv.Value))
+                .OrderByDescending(x => x.Value).ThenBy(x => x.Key, StringComparer.Ordinal).ToList();
+    }
 
     OpCounter(ulong handle, RemoveCallback remove)
     {
@@ -80,6 +96,9 @@ public sealed class OpCounter : IDisposable
             NativeLibrary.GetExport(lib, "_ZN2at17addGlobalCallbackENS_22RecordFunctionCallbackE"));
         var remove = Marshal.GetDelegateForFunctionPointer<RemoveCallback>(
             NativeLibrary.GetExport(lib, "_ZN2at14removeCallbackEm"));
+        _name = Marshal.GetDelegateForFunctionPointer<NameFunction>(
+            NativeLibrary.GetExport(lib, "_ZNK2at14RecordFunction4nameEv"));
+        lock (_byName) _byName.Clear();
         var scopes = new byte[NumScopes];
         scopes[FunctionScope] = 1;
         Interlocked.Exchange(ref _all, 0);
@@ -108,7 +127,12 @@ public sealed class OpCounter : IDisposable
     {
         Marshal.WriteIntPtr(result, IntPtr.Zero);   // no ObserverContext
         Interlocked.Increment(ref _all);
-        if (_depth++ == 0) Interlocked.Increment(ref _topLevel);
+        if (_depth++ == 0)
+        {
+            Interlocked.Increment(ref _topLevel);
+            var name = Marshal.PtrToStringUTF8(_name!(recordFunction)) ?? "?";
+            lock (_byName) _byName[name] = _byName.GetValueOrDefault(name) + 1;
+        }
         return result;
     }
 

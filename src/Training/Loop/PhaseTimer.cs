@@ -22,10 +22,14 @@ public sealed class PhaseTimer(Device device) : IPhaseObserver
     {
         Sync();
         var (top, all) = (OpCounter.TopLevel, OpCounter.All);
+        var names = OpCounter.TopLevelByName().ToDictionary(x => x.Name, x => x.Calls);
         var sw = Stopwatch.StartNew();
         body();
         Sync();
-        Add(phase, sw.Elapsed.TotalSeconds, OpCounter.TopLevel - top, OpCounter.All - all);
+        var seconds = sw.Elapsed.TotalSeconds;
+        var byName = OpCounter.TopLevelByName().Select(x => (x.Name, Calls: x.Calls - names.GetValueOrDefault(x.Name)))
+            .Where(x => x.Calls > 0).ToDictionary(x => x.Name, x => x.Calls);
+        Add(phase, seconds, OpCounter.TopLevel - top, OpCounter.All - all, byName);
     }
 
     public T Time<T>(string phase, Func<T> body)
@@ -38,10 +42,12 @@ public sealed class PhaseTimer(Device device) : IPhaseObserver
     /// <summary>Phases in first-seen order with their totals.</summary>
     public IReadOnlyList<PhaseTotal> Totals => _order.Select(p => _totals[p]).ToList();
 
-    void Add(string phase, double seconds, long top, long all)
+    void Add(string phase, double seconds, long top, long all, Dictionary<string, long> byName)
     {
         if (!_totals.TryGetValue(phase, out var t)) _order.Add(phase);
-        _totals[phase] = new PhaseTotal(phase, (t?.Seconds ?? 0) + seconds, (t?.Calls ?? 0) + 1, (t?.TopLevelOps ?? 0) + top, (t?.AllOps ?? 0) + all);
+        if (t is not null)
+            foreach (var (name, calls) in t.TopLevelByName) byName[name] = byName.GetValueOrDefault(name) + calls;
+        _totals[phase] = new PhaseTotal(phase, (t?.Seconds ?? 0) + seconds, (t?.Calls ?? 0) + 1, (t?.TopLevelOps ?? 0) + top, (t?.AllOps ?? 0) + all, byName);
     }
 
     void Sync()
@@ -50,5 +56,7 @@ public sealed class PhaseTimer(Device device) : IPhaseObserver
     }
 }
 
-/// <summary>Totals of one phase: seconds, calls, and ATen operator calls at top level and in all (<see cref="OpCounter"/>).</summary>
-public sealed record PhaseTotal(string Phase, double Seconds, int Calls, long TopLevelOps, long AllOps);
+/// <summary>Totals of one phase: seconds, calls, and ATen operator calls at top level and in all (<see cref="OpCounter"/>),
+/// and the top-level calls by operator name (in backward, one per autograd node: "autograd::engine::evaluate_function:
+/// MmBackward0").</summary>
+public sealed record PhaseTotal(string Phase, double Seconds, int Calls, long TopLevelOps, long AllOps, IReadOnlyDictionary<string, long> TopLevelByName);
