@@ -57,6 +57,9 @@ public static class GatedDeltaRule
     /// <summary>
     /// The chunked computation proper. <paramref name="chunkKeep"/> (fp32 [B, N], aligned layouts only) multiplies the
     /// carried state at the start of each chunk: 0 where a document starts on that chunk boundary.
+    /// <para>Every matrix product is a <c>bmm</c>/<c>baddbmm</c> on 3-d tensors laid out [heads·chunks, C, *] or, in the
+    /// scan, [B·H, C, *]: a matmul of 5-d or 6-d tensors is an expand, a reshape, a bmm and a view, each one more
+    /// autograd node and kernel call in backward (docs/performance.md, "The delta rule's products").</para>
     /// </summary>
     static (Tensor Output, Tensor FinalState) ChunkedScan(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta,
         Tensor? initialState, int chunkSize, Tensor? chunkKeep)
@@ -65,7 +68,7 @@ public static class GatedDeltaRule
         var outDtype = v.dtype;
 
         using var scope = NewDisposeScope();
-        var (qf, kf, vf, gf, bf) = Prepare(q, k, v, g, beta);   // [B,Hq,T,dk] (Hq = q's heads), [B,H,T,*], fp32
+        var (qf, kf, vf, gf, bf) = Prepare(q, k, v, g, beta);   // contiguous fp32 [B,Hk,T,dk] (q, k), [B,H,T,*]
 
         long C = chunkSize;
         long pad = (C - length % C) % C;
@@ -77,75 +80,82 @@ public static class GatedDeltaRule
             gf = nn.functional.pad(gf, [0, pad]);
             bf = nn.functional.pad(bf, [0, pad]);
         }
-        long chunks = (length + pad) / C;
+        long N = (length + pad) / C;
 
         // Grouped heads without copies: value head j = kh·G + r reads key head kh (= repeat_interleave), so every
         // per-value-head tensor is laid out [B, Hk, G, N, C, *] and q/k as [B, Hk, 1, N, C, dk], broadcasting over G.
         // The key-only products (q·kᵀ, k·kᵀ) are then computed once per key head instead of once per value head.
         long kHeads = q.shape[2], group = heads / kHeads;
-        var q5 = qf.reshape(batch, kHeads, 1, chunks, C, dk);
-        var k5 = kf.reshape(batch, kHeads, 1, chunks, C, dk);
-        var v5 = vf.reshape(batch, kHeads, group, chunks, C, dv);
-        var beta4 = bf.reshape(batch, kHeads, group, chunks, C);
+        long[] keyShape = [batch, kHeads, 1, N, C, dk];
+        var k3 = kf.view(batch * kHeads * N, C, dk);
+        var kT3 = k3.transpose(1, 2);
+        var keyKey = k3.bmm(kT3).view(batch, kHeads, 1, N, C, C);                 // k_i·k_j
+        var queryKey = qf.view(batch * kHeads * N, C, dk).bmm(kT3).view(batch, kHeads, 1, N, C, C);   // q_i·k_j
+        var k6 = kf.view(keyShape);
+        var q6 = qf.view(keyShape);
+        var beta6 = bf.view(batch, kHeads, group, N, C, 1);
         // γ_i: log of the decay accumulated from the chunk start through position i.
-        var gamma = gf.reshape(batch, kHeads, group, chunks, C).cumsum(-1);
+        var gamma = gf.view(batch, kHeads, group, N, C).cumsum(-1);
 
-        // Which (i, j) pairs of a chunk interact: j ≤ i (no chunk mixes documents: packed rows are chunk-aligned).
-        var allowed = ones(C, C, ScalarType.Bool, q.device).tril();
+        // D_ij = exp(γ_i − γ_j) for j ≤ i, else 0 (no chunk mixes documents: packed rows are chunk-aligned). Masking
+        // to −inf before exp (rather than multiplying by a 0/1 mask afterwards) keeps exp from overflowing for j > i
+        // and keeps its gradient finite (exp(−inf) = 0).
+        var future = ones(C, C, ScalarType.Bool, q.device).triu(1);
+        var decay = (gamma.unsqueeze(-1) - gamma.unsqueeze(-2)).masked_fill(future, double.NegativeInfinity).exp();
 
-        // D_ij = exp(γ_i − γ_j) for allowed pairs, else 0. Masking to −inf before exp (rather than multiplying by a
-        // 0/1 mask afterwards) keeps exp from overflowing for j > i and keeps its gradient finite (exp(−inf) = 0).
-        var decay = (gamma.unsqueeze(-1) - gamma.unsqueeze(-2)).masked_fill(allowed.logical_not(), double.NegativeInfinity).exp();
-
-        var vBeta = v5 * beta4.unsqueeze(-1);
-        var kT = k5.transpose(-1, -2);
         // Strictly lower part of the UT system: L_ij = β_i (k_i·k_j) D_ij. The diagonal is also filled but the
         // unit-triangular solve ignores it, so the system matrix is exactly I + L.
-        var system = k5.matmul(kT) * (decay * beta4.unsqueeze(-1));
-        var scores = q5.matmul(kT) * decay;   // P_ij = (q_i·k_j) D_ij, diagonal included
+        var system = keyKey * (decay * beta6);
+        var scores = queryKey * decay;   // P_ij = (q_i·k_j) D_ij, diagonal included
 
         // exp(γ_i): the decay of the carried state at each row.
-        var stateDecay = gamma.exp();
-
-        var newValues = linalg.solve_triangular(system, vBeta, upper: false, left: true, unitriangular: true);
-        var kCumDecay = linalg.solve_triangular(system, k5 * (beta4 * stateDecay).unsqueeze(-1), upper: false, left: true, unitriangular: true);
-
-        var qDecayed = q5 * stateDecay.unsqueeze(-1);
+        var stateDecay = gamma.exp().unsqueeze(-1);                                // [B,Hk,G,N,C,1]
+        var newValues = linalg.solve_triangular(system, vf.view(batch, kHeads, group, N, C, dv) * beta6, upper: false, left: true, unitriangular: true);
+        var kCumDecay = linalg.solve_triangular(system, k6 * (beta6 * stateDecay), upper: false, left: true, unitriangular: true);
+        var qDecayed = q6 * stateDecay;
         // Keys as written into the end-of-chunk state: decayed from their position to the chunk end.
-        var keyToEnd = (gamma.narrow(-1, C - 1, 1) - gamma).exp();
-        var kWriteT = (k5 * keyToEnd.unsqueeze(-1)).transpose(-1, -2);
-        var chunkDecay = stateDecay.narrow(-1, C - 1, 1).unsqueeze(-1);   // [B,Hk,G,N,1,1]: exp(γ_last)
+        var gammaLast = gamma.narrow(-1, C - 1, 1);                                // [B,Hk,G,N,1]
+        var kWriteT = (k6 * (gammaLast - gamma).exp().unsqueeze(-1)).transpose(-1, -2);
+        var chunkDecay = gammaLast.exp().unsqueeze(-1);                            // [B,Hk,G,N,1,1]: exp(γ_last)
 
-        // Sequential scan over chunks. unbind yields views whose backward is a single stack, not per-slice copies.
-        var us = newValues.unbind(3);
-        var ws = kCumDecay.unbind(3);
-        var qs = qDecayed.unbind(3);
-        var ps = scores.unbind(3);
-        var kws = kWriteT.unbind(3);
-        var cds = chunkDecay.unbind(3);
-        var keeps = chunkKeep?.reshape(batch, 1, 1, chunks, 1, 1).unbind(3);   // each [B,1,1,1,1]
+        // Sequential scan over chunks, per value head: [B·H, N, ...] split into N views (unbind's backward is one
+        // stack). Per chunk: two baddbmm, a bmm, a baddbmm and the state decay.
+        long bh = batch * heads;
+        Tensor[] Chunks(Tensor x, long rows, long cols) => x.reshape(bh, N, rows, cols).unbind(1);
+        var us = Chunks(newValues, C, dv);
+        var ws = Chunks(kCumDecay, C, dk);
+        var qs = Chunks(qDecayed, C, dk);
+        var ps = Chunks(scores, C, C);
+        var kws = Chunks(kWriteT, dk, C);
+        var cds = Chunks(chunkDecay, 1, 1);
+        // Per row and chunk, broadcast to the row's heads: [B·H, N, 1, 1] → N × [B·H, 1, 1].
+        var keeps = chunkKeep?.view(batch, 1, N).expand(batch, heads, N).reshape(bh, N, 1, 1).unbind(1);
 
         var state = initialState is null
-            ? zeros([batch, kHeads, group, dk, dv], ScalarType.Float32, q.device)
-            : initialState.to(ScalarType.Float32).reshape(batch, kHeads, group, dk, dv);
-        var outputs = new List<Tensor>((int)chunks);
-        for (int n = 0; n < chunks; n++)
+            ? zeros([bh, dk, dv], ScalarType.Float32, q.device)
+            : initialState.InDtype(ScalarType.Float32).reshape(bh, dk, dv);
+        var outputs = new Tensor[N];
+        for (int n = 0; n < N; n++)
         {
             // A document starting at this chunk boundary sees a zero state, exactly as when it runs alone.
             if (keeps is not null && n > 0) state = state * keeps[n];
-            var vNew = us[n] - ws[n].matmul(state);               // u − W S: the part the old state does not predict
-            outputs.Add(qs[n].matmul(state) + ps[n].matmul(vNew));
-            state = state * cds[n] + kws[n].matmul(vNew);
+            var vNew = AddProduct(us[n], ws[n], state, alpha: -1);               // u − W S: what the old state does not predict
+            outputs[n] = AddProduct(qs[n].bmm(state), ps[n], vNew);                // Q S + P (u − W S)
+            state = AddProduct(state * cds[n], kws[n], vNew);                      // decayed S + Kᵀ (u − W S)
         }
 
-        var output = cat(outputs, 3)                                // [B,Hk,G,Tpad,dv]
-            .reshape(batch, heads, chunks * C, dv)
+        var output = stack(outputs, 1)                                           // [B·H, N, C, dv]
+            .view(batch, heads, N * C, dv)
             .narrow(2, 0, length)
             .transpose(1, 2)
-            .to(outDtype)
+            .InDtype(outDtype)
             .contiguous();
-        return (output.MoveToOuterDisposeScope(), state.reshape(batch, heads, dk, dv).MoveToOuterDisposeScope());
+        return (output.MoveToOuterDisposeScope(), state.view(batch, heads, dk, dv).MoveToOuterDisposeScope());
     }
+
+    /// <summary>input + alpha·(a @ b) for batches of matrices, one <c>baddbmm</c>. (TorchSharp's instance method takes
+    /// the first factor as <c>this</c> and the summand last, unlike <c>torch.baddbmm</c>.)</summary>
+    static Tensor AddProduct(Tensor input, Tensor a, Tensor b, float alpha = 1) => a.baddbmm(b, input, beta: 1, alpha: alpha);
 
     /// <summary>
     /// Step-by-step gated delta rule, per token: S ← exp(g_t)·S; m = Sᵀk_t; δ = β_t(v_t − m); S ← S + k_t δᵀ;
@@ -190,20 +200,17 @@ public static class GatedDeltaRule
     }
 
     /// <summary>
-    /// fp32, [B,H,T,*] layout, L2-normalised q and k, q scaled by dk^-½. The inputs are made contiguous first: the
-    /// layer passes strided views (split of the conv output), and CPU reductions and matmuls round differently for
-    /// different memory layouts, so without this a document would not give bitwise the same result packed
-    /// (chunk-aligned copies are contiguous) and alone. For already contiguous inputs it is a no-op.
+    /// fp32 and contiguous in the [B,H,T,*] layout, L2-normalised q and k, q scaled by dk^-½. Whatever the strides of
+    /// the inputs (the layer passes views of its conv output; chunk-aligned copies are contiguous), the values land in
+    /// the same memory layout, so CPU reductions and matmuls round the same way and a document gives bitwise the same
+    /// result packed and alone.
     /// </summary>
     static (Tensor Q, Tensor K, Tensor V, Tensor G, Tensor Beta) Prepare(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta)
     {
-        var qf = L2Normalize(q.to(ScalarType.Float32).contiguous().transpose(1, 2));
-        var kf = L2Normalize(k.to(ScalarType.Float32).contiguous().transpose(1, 2));
-        qf = qf * Math.Pow(q.shape[3], -0.5);
-        var vf = v.to(ScalarType.Float32).contiguous().transpose(1, 2);
-        var gf = g.to(ScalarType.Float32).contiguous().transpose(1, 2);
-        var bf = beta.to(ScalarType.Float32).contiguous().transpose(1, 2);
-        return (qf, kf, vf, gf, bf);
+        static Tensor HeadsFirst(Tensor x) => x.InDtype(ScalarType.Float32).transpose(1, 2).contiguous();
+        var qf = L2Normalize(HeadsFirst(q)) * Math.Pow(q.shape[3], -0.5);
+        var kf = L2Normalize(HeadsFirst(k));
+        return (qf, kf, HeadsFirst(v), HeadsFirst(g), HeadsFirst(beta));
     }
 
     // Eps inside the sqrt, exactly like FLA / HF's l2norm.
