@@ -66,24 +66,26 @@ public sealed class LoraAdapter : IProjectionAdapter
         LoraB = new LoraWeight(b);
     }
 
+    /// <summary>
+    /// base + s·(A x)ᵀ Bᵀ on 2-d rows. When the branch runs in the base output's dtype, the second product, the
+    /// scaling and the sum are one <c>addmm</c> (base + s·h·Bᵀ: PEFT's order, the scale applied to the product):
+    /// one autograd node instead of three.
+    /// </summary>
     public Tensor Apply(Tensor input, Tensor baseOutput)
     {
         if (Merged || !Enabled) return baseOutput;
         var dtype = LoraA.weight.dtype;
-        if (ComputeInInputDtype && input.dtype != dtype)
-        {
-            var xIn = Dropout > 0 && LoraA.training ? nn.functional.dropout(input, Dropout, training: true) : input;
-            var h = nn.functional.linear(xIn, LoraA.weight.to(input.dtype)).mul(_scale);
-            var d = nn.functional.linear(h, LoraB.weight.to(input.dtype));
-            return baseOutput.add(d.dtype == baseOutput.dtype ? d : d.to(baseOutput.dtype));
-        }
-        var x = input.dtype == dtype ? input : input.to(dtype);
+        var inInputDtype = ComputeInInputDtype && input.dtype != dtype;
+        var x = inInputDtype || input.dtype == dtype ? input : input.to(dtype);
         // Dropout follows the module's training flag, which model.train()/eval() propagates to the children.
         if (Dropout > 0 && LoraA.training) x = nn.functional.dropout(x, Dropout, training: true);
-        // Scale the narrow [.., r] intermediate rather than the [.., out] result: same math, r/out of the work.
-        var delta = nn.functional.linear(nn.functional.linear(x, LoraA.weight).mul(_scale), LoraB.weight);
-        if (delta.dtype != baseOutput.dtype) delta = delta.to(baseOutput.dtype);
-        return baseOutput.add(delta);
+        var a = inInputDtype ? LoraA.weight.to(input.dtype) : LoraA.weight;
+        var b = inInputDtype ? LoraB.weight.to(input.dtype) : LoraB.weight;
+        var h = nn.functional.linear(x, a);                                      // [rows, r]
+        if (h.dtype == baseOutput.dtype) return baseOutput.addmm(h, b.t(), beta: 1, alpha: (float)Scaling);
+        // An fp32 branch on a bf16 base: scale the narrow [rows, r] intermediate (r/out of the work), cast the delta.
+        var delta = nn.functional.linear(h.mul(_scale), b);
+        return baseOutput.add(delta.to(baseOutput.dtype));
     }
 
     /// <summary>s·B·A [out, in] in fp32 (the weight delta merging adds).</summary>

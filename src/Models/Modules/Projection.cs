@@ -14,7 +14,8 @@ public interface IProjectionAdapter
     /// parameters appear as <c>…q_proj.lora_A.weight</c> in the model's parameter names.</summary>
     IReadOnlyList<(string Name, nn.Module Module)> Children { get; }
 
-    /// <summary>Returns the projection's output given its input and the base output x·Wᵀ.</summary>
+    /// <summary>Returns the projection's output given its input and the base output x·Wᵀ, both 2-d ([rows, in] and
+    /// [rows, out]: the projection flattens the leading dimensions first).</summary>
     Tensor Apply(Tensor input, Tensor baseOutput);
 }
 
@@ -51,7 +52,20 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
         Adapter = adapter;
     }
 
+    /// <summary>
+    /// x·Wᵀ (+ the adapter's term) over the last dimension. The products run on 2-d [rows, in] tensors: a matmul of a
+    /// 3-d input by a matrix is, in libtorch, a reshape, an mm and a view, each one more autograd node in backward,
+    /// and with a LoRA branch that happens three times per projection. Flattening once here makes it one reshape and
+    /// one view per projection (docs/performance.md, "Projections").
+    /// </summary>
     public override Tensor forward(Tensor x)
+    {
+        if (x.dim() == 2) return Forward2d(x);
+        var y = Forward2d(x.reshape(-1, InFeatures));
+        return y.view([.. x.shape[..^1], OutFeatures]);
+    }
+
+    Tensor Forward2d(Tensor x)
     {
         var y = nn.functional.linear(x, weight);
         return Adapter == null ? y : Adapter.Apply(x, y);
