@@ -54,7 +54,7 @@ public static class Evaluation
             var (c, rj) = ReferenceLogps.Compute(m, pairs, baseModel: true);
             pairs.SetReference(c, rj);
         }
-        var result = new DpoObjective(dpo).Evaluate(m, pairs.EvalBatches, pairs.Categories, 1024);
+        var result = new DpoObjective(dpo).Evaluate(m, pairs.EvalBatches, pairs.Categories, ChunkedCrossEntropy.AutoChunkRows);
         return new Report(result, pairs.All.Count, pairs.Categories);
     }
 }

@@ -83,4 +83,18 @@ public class ChunkedCrossEntropyTests
         var row1 = FullLoss(hidden[1..], labels[1..], w).ToDouble();
         Assert.That(ChunkedCrossEntropy.SumLossBackwardOnDevice(hidden, sel, w, gradScale: 1, chunkRows: 3).ToDouble(), Is.EqualTo(row0 + 3 * row1).Within(1e-3));
     }
+
+    /// <summary>The chosen chunk: on the CPU the most rows whose fp32 logits fit 32 MiB (2^25 / (4·V)), at most 1024,
+    /// and 1024 where fewer than 64 would fit; a requested size wins.</summary>
+    [TestCase(32_000, 262)]        // 262·32,000·4 = 33,536,000 ≤ 33,554,432 < 263·32,000·4
+    [TestCase(131_072, 64)]        // exactly 64 rows fit
+    [TestCase(131_073, 1024)]      // 63 would fit: not worth re-reading the head
+    [TestCase(248_320, 1024)]      // Qwen3.5's vocabulary
+    [TestCase(1_000, 1024)]        // everything fits: capped
+    public void ChunkRowsFollowTheCpuHeapLimit(int vocab, int expected)
+    {
+        using var w = empty(vocab, 1);
+        Assert.That(ChunkedCrossEntropy.RowsPerChunk(ChunkedCrossEntropy.AutoChunkRows, w), Is.EqualTo(expected));
+        Assert.That(ChunkedCrossEntropy.RowsPerChunk(5, w), Is.EqualTo(5));
+    }
 }

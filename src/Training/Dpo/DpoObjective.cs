@@ -70,7 +70,7 @@ public sealed class DpoObjective(DpoOptions options) : ITrainingObjective
     /// The policy's summed completion log-probs of each pair of a micro-batch (chosen, rejected), from one no-grad
     /// forward in eval mode (no dropout): the reference pass, evaluation, and the tests' check of the packed path.
     /// </summary>
-    public static (double[] Chosen, double[] Rejected) SequenceLogps(Qwen35ForCausalLM model, MicroBatch batch, int chunkRows = 1024)
+    public static (double[] Chosen, double[] Rejected) SequenceLogps(Qwen35ForCausalLM model, MicroBatch batch, int chunkRows = ChunkedCrossEntropy.AutoChunkRows)
     {
         var pairs = Pairs(batch);
         var wasTraining = model.training;

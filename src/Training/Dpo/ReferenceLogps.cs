@@ -33,7 +33,7 @@ public static class ReferenceLogps
 
     /// <summary>One no-grad pass over every pair of <paramref name="data"/> (train and eval), adapters off when
     /// <paramref name="baseModel"/>. Returns per pair (chosen, rejected) summed completion log-probs.</summary>
-    public static (double[] Chosen, double[] Rejected) Compute(Qwen35ForCausalLM model, DpoData data, bool baseModel, int chunkRows = 1024)
+    public static (double[] Chosen, double[] Rejected) Compute(Qwen35ForCausalLM model, DpoData data, bool baseModel, int chunkRows = Loop.ChunkedCrossEntropy.AutoChunkRows)
     {
         var chosen = new double[data.All.Count];
         var rejected = new double[data.All.Count];

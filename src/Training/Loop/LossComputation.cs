@@ -12,7 +12,7 @@ public static class LossComputation
 {
     /// <summary>Returns the (weighted) loss sum of the micro-batch; gradients of that sum × gradScale accumulate.</summary>
     public static double ForwardBackward(Qwen35ForCausalLM model, MicroBatch.Tensors b, double gradScale, bool checkpointing,
-        long dropoutSeed, int chunkRows = 1024)
+        long dropoutSeed, int chunkRows = ChunkedCrossEntropy.AutoChunkRows)
     {
         using var sum = ForwardBackwardOnDevice(model, b, gradScale, checkpointing, dropoutSeed, chunkRows);
         return sum.ToDouble();
@@ -25,7 +25,7 @@ public static class LossComputation
     /// <param name="observer">profiling only (<c>trainer bench --profile</c>): the model charges its work to phases,
     /// per layer type with checkpointing; null in training.</param>
     public static Tensor ForwardBackwardOnDevice(Qwen35ForCausalLM model, MicroBatch.Tensors b, double gradScale, bool checkpointing,
-        long dropoutSeed, int chunkRows = 1024, IPhaseObserver? observer = null)
+        long dropoutSeed, int chunkRows = ChunkedCrossEntropy.AutoChunkRows, IPhaseObserver? observer = null)
     {
         using var scope = NewDisposeScope();
         var sum = model.ForwardBackward(b.Inputs, hidden =>

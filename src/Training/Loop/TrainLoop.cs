@@ -25,7 +25,7 @@ public sealed record TrainLoopOptions
     public int KeepLast { get; init; } = 2;
     public int LogEvery { get; init; } = 1;
     public bool ActivationCheckpointing { get; init; }
-    public int ChunkRows { get; init; } = 1024;
+    public int ChunkRows { get; init; } = ChunkedCrossEntropy.AutoChunkRows;
     public string RecipeHash { get; init; } = "";
 }
 
@@ -355,7 +355,7 @@ public sealed class TrainLoop(
     /// <paramref name="comm"/>: on several processes each rank evaluates batches rank, rank + world, ... and the sums
     /// are all-reduced, so every rank returns the result of the whole set.</summary>
     public static EvalResult Evaluate(Qwen35ForCausalLM model, IReadOnlyList<MicroBatch> batches, IReadOnlyList<string> categories,
-        int chunkRows = 1024, ICommunicator? comm = null)
+        int chunkRows = ChunkedCrossEntropy.AutoChunkRows, ICommunicator? comm = null)
     {
         comm ??= SingleProcess.Instance;
         var wasTraining = model.training;
