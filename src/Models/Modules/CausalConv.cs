@@ -27,13 +27,13 @@ public static class CausalConv
         using var scope = NewDisposeScope();
         var previous = convState is null
             ? zeros(batch, channels, kernel, x.dtype, x.device)
-            : convState.to(x.dtype);
+            : convState.InDtype(x.dtype);
         var raw = cat([previous, x], -1);          // [B,C,K+T]: the state columns are the tokens just before x
         // Output t needs columns t+1 .. t+K of raw (the K−1 before x_t, and x_t): a valid conv over the last
         // K−1+T columns gives exactly T outputs.
-        var output = nn.functional.conv1d(raw.to(weight.dtype).narrow(-1, 1, kernel - 1 + length), weight, groups: channels);
+        var output = nn.functional.conv1d(raw.InDtype(weight.dtype).narrow(-1, 1, kernel - 1 + length), weight, groups: channels);
         var newState = raw.narrow(-1, length, kernel);
-        return (output.to(x.dtype).MoveToOuterDisposeScope(), newState.contiguous().MoveToOuterDisposeScope());
+        return (output.InDtype(x.dtype).MoveToOuterDisposeScope(), newState.contiguous().MoveToOuterDisposeScope());
     }
 
     /// <summary>
@@ -53,10 +53,10 @@ public static class CausalConv
                 $"{documentLayout.ChunkSize}, gap {documentLayout.Gap}", nameof(documentLayout));
         using var scope = NewDisposeScope();
         // [B,Tpad,C] with K−1 zeros before every later document; K−1 more on the left for the first one.
-        var spread = documentLayout.ToAligned(x.to(weight.dtype).transpose(1, 2)).transpose(1, 2);
+        var spread = documentLayout.ToAligned(x.InDtype(weight.dtype).transpose(1, 2)).transpose(1, 2);
         var conv = nn.functional.conv1d(nn.functional.pad(spread, [kernel - 1, 0]), weight, groups: x.shape[1]);
         var output = documentLayout.FromAligned(conv.transpose(1, 2)).transpose(1, 2);
-        return output.to(x.dtype).MoveToOuterDisposeScope();
+        return output.InDtype(x.dtype).MoveToOuterDisposeScope();
     }
 
     static (long B, long C, long T, long K) Validate(Tensor x, Tensor weight)

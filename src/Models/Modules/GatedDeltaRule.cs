@@ -184,7 +184,7 @@ public static class GatedDeltaRule
 
         var state = initialState is null
             ? zeros(batch, heads, dk, dv, ScalarType.Float32, q.device)
-            : initialState.to(ScalarType.Float32);
+            : initialState.InDtype(ScalarType.Float32);
         var outputs = new List<Tensor>((int)length);
         for (int t = 0; t < length; t++)
         {
@@ -195,7 +195,7 @@ public static class GatedDeltaRule
             outputs.Add(qs[t].unsqueeze(-2).matmul(state).squeeze(-2));         // Sᵀq  [B,H,dv]
         }
 
-        var output = stack(outputs, 1).to(outDtype).contiguous();              // [B,T,H,dv]
+        var output = stack(outputs, 1).InDtype(outDtype).contiguous();              // [B,T,H,dv]
         return (output.MoveToOuterDisposeScope(), state.MoveToOuterDisposeScope());
     }
 

@@ -48,13 +48,14 @@ public sealed class Qwen35Attention : nn.Module<Tensor, LayerContext, Tensor>
         // View as [B, T, H, 2D] and split each head's row block into query (first D) and gate (last D).
         // chunk (HF's torch.chunk) rather than two narrows: one concatenation in backward instead of two zero tensors
         // of the full projection.
-        var qg = q_proj.forward(x).view(b, t, heads, 2 * headDim).chunk(2, -1);
+        var rows = x.reshape(b * t, x.shape[2]);   // q/k/v share one 2-d view of x
+        var qg = q_proj.forward(rows).view(b, t, heads, 2 * headDim).chunk(2, -1);
         var q = qg[0];
-        var gate = qg[1].reshape(b, t, heads * headDim);
+        var gate = qg[1].reshape(b * t, heads * headDim);
 
         q = q_norm.forward(q).transpose(1, 2);                                            // [B, H, T, D]
-        var k = k_norm.forward(k_proj.forward(x).view(b, t, kvHeads, headDim)).transpose(1, 2);
-        var v = v_proj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2);
+        var k = k_norm.forward(k_proj.forward(rows).view(b, t, kvHeads, headDim)).transpose(1, 2);
+        var v = v_proj.forward(rows).view(b, t, kvHeads, headDim).transpose(1, 2);
         q = Rotary.Apply(q, ctx.Cos, ctx.Sin);
         k = Rotary.Apply(k, ctx.Cos, ctx.Sin);
 
@@ -68,8 +69,8 @@ public sealed class Qwen35Attention : nn.Module<Tensor, LayerContext, Tensor>
             : ctx.AttentionMask is { } mask ? nn.functional.scaled_dot_product_attention(q, kr, vr, mask)
             : nn.functional.scaled_dot_product_attention(q, kr, vr, is_casual: ctx.IsCausal);
 
-        var o = attn.transpose(1, 2).reshape(b, t, heads * headDim) * sigmoid(gate);
-        return o_proj.forward(o).MoveToOuterDisposeScope();
+        var o = attn.transpose(1, 2).reshape(b * t, heads * headDim) * sigmoid(gate);
+        return o_proj.forward(o).view(b, t, -1).MoveToOuterDisposeScope();
     }
 
     /// <summary>

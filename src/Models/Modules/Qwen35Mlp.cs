@@ -18,10 +18,13 @@ public sealed class Qwen35Mlp : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>On [..., hidden] rows: flattened once to 2-d for the three projections (see <see cref="Projection.forward"/>).</summary>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = nn.functional.silu(gate_proj.forward(x)) * up_proj.forward(x);
-        return down_proj.forward(h).MoveToOuterDisposeScope();
+        var rows = x.dim() == 2 ? x : x.reshape(-1, x.shape[^1]);
+        var h = nn.functional.silu(gate_proj.forward(rows)) * up_proj.forward(rows);
+        var y = down_proj.forward(h);
+        return (x.dim() == 2 ? y : y.view(x.shape)).MoveToOuterDisposeScope();
     }
 }

@@ -25,9 +25,9 @@ public sealed class Qwen35RmsNorm : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var xf = x.to(ScalarType.Float32);
+        var xf = x.InDtype(ScalarType.Float32);
         var normed = xf * rsqrt(xf.square().mean([-1L], keepdim: true) + eps);
-        var y = normed * (weight.to(ScalarType.Float32) + 1.0);
-        return y.to(x.dtype).MoveToOuterDisposeScope();
+        var y = normed * (weight.InDtype(ScalarType.Float32) + 1.0);
+        return y.InDtype(x.dtype).MoveToOuterDisposeScope();
     }
 }

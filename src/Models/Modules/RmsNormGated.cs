@@ -28,10 +28,10 @@ public sealed class RmsNormGated : nn.Module<Tensor, Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var dtype = x.dtype;
-        var xf = x.to(ScalarType.Float32);
-        var normed = (xf * rsqrt(xf.square().mean([-1L], keepdim: true) + eps)).to(dtype);
+        var xf = x.InDtype(ScalarType.Float32);
+        var normed = (xf * rsqrt(xf.square().mean([-1L], keepdim: true) + eps)).InDtype(dtype);
         // HF: weight * normed.to(input_dtype), which promotes to fp32 with an fp32 weight; then the fp32 gate.
-        var y = weight * normed * nn.functional.silu(z.to(ScalarType.Float32));
-        return y.to(dtype).MoveToOuterDisposeScope();
+        var y = weight * normed * nn.functional.silu(z.InDtype(ScalarType.Float32));
+        return y.InDtype(dtype).MoveToOuterDisposeScope();
     }
 }

@@ -1,3 +1,4 @@
+using Qwen35.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -160,6 +161,6 @@ public static class ChunkedCrossEntropy
     static Tensor ChunkLogits(Selection sel, Tensor weight, long start, long len)
     {
         var h = sel.Hidden.narrow(0, start, len);                    // [c,h]
-        return nn.functional.linear(h.to(weight.dtype), weight).to(ScalarType.Float32);
+        return nn.functional.linear(h.InDtype(weight.dtype), weight).InDtype(ScalarType.Float32);
     }
 }
