@@ -38,6 +38,8 @@ public class CausalConvTests
             }
             Assert.That(ys[(b * Channels + c) * 7 + t], Is.EqualTo(sum).Within(1e-5), $"b={b} c={c} t={t}");
         }
+        // Without a state to hand on: the same output, bitwise.
+        Assert.That(CausalConv.ForwardFresh(x, w).equal(y).all().ToBoolean(), Is.True);
     }
 
     [TestCase(2), TestCase(3), TestCase(4), TestCase(9)]

@@ -37,6 +37,20 @@ public static class CausalConv
     }
 
     /// <summary>
+    /// The conv of a fresh sequence when no state is to be handed on (training, a forward without a cache):
+    /// <see cref="Forward"/> with a null state, without building the state. x is padded with K−1 zeros on the left
+    /// (the same values the zero state puts there), so the output is bitwise Forward's. Returns the pre-activation
+    /// output [B,C,T] in x's dtype.
+    /// </summary>
+    public static Tensor ForwardFresh(Tensor x, Tensor weight)
+    {
+        var (_, channels, _, kernel) = Validate(x, weight);
+        using var scope = NewDisposeScope();
+        var output = nn.functional.conv1d(nn.functional.pad(x.InDtype(weight.dtype), [kernel - 1, 0]), weight, groups: channels);
+        return output.InDtype(x.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
     /// The conv over packed rows (no state: packed rows start fresh and never continue). With
     /// <paramref name="documentLayout"/> built with chunk size 1 and gap K−1 (<see cref="ChunkAlignedLayout.Create"/>)
     /// it runs as one conv1d over the documents spread apart by K−1 zeros, so every document sees zeros before its

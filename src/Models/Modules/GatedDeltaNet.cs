@@ -63,7 +63,8 @@ public sealed class GatedDeltaNet : nn.Module<Tensor, LayerContext, Tensor>
         Tensor convOut;
         Tensor? newConvState = null;
         if (ctx.ConvLayout is { } convLayout) convOut = CausalConv.ForwardPacked(mixed, conv1d.weight, convLayout);
-        else (convOut, newConvState) = CausalConv.Forward(mixed, conv1d.weight, hasState ? cache!.ConvState(layerIndex) : null);
+        else if (cache is null) convOut = CausalConv.ForwardFresh(mixed, conv1d.weight);
+        else (convOut, newConvState) = CausalConv.Forward(mixed, conv1d.weight, hasState ? cache.ConvState(layerIndex) : null);
         var qkv = nn.functional.silu(convOut).transpose(1, 2);                            // [B, T, C]
 
         // split (as HF's torch.split), not three narrows: split's backward is one concatenation, each narrow's a
