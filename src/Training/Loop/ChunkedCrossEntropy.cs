@@ -104,21 +104,52 @@ public static class ChunkedCrossEntropy
         chunkRows = RowsPerChunk(chunkRows, lmHeadWeight);
         var sum = zeros(1, dtype: ScalarType.Float64, device: sel.Hidden.device).squeeze(0);
         if (sel.Count == 0) return sum;
-        // Cut the graph at the selected rows: chunk backwards accumulate into leaf.grad only.
-        using var leaf = sel.Hidden.detach().requires_grad_(true);
-        var leafSel = sel with { Hidden = leaf };
-        for (long start = 0; start < sel.Count; start += chunkRows)
+        var grads = new List<Tensor>();
+        try
         {
-            using var scope = NewDisposeScope();
-            var len = Math.Min(chunkRows, sel.Count - start);
-            var chunk = ChunkLoss(leafSel, lmHeadWeight, start, len);
-            sum.add_(chunk.detach().to(ScalarType.Float64));   // in place: sum belongs to the caller's scope, not this chunk's
-            chunk.mul(gradScale).backward();
+            using (no_grad())
+                for (long start = 0; start < sel.Count; start += chunkRows)
+                {
+                    var (loss, rowsGradient) = ChunkLossAndGradient(sel, lmHeadWeight, start, Math.Min(chunkRows, sel.Count - start), gradScale);
+                    using (loss) sum.add_(loss);   // in place: sum belongs to the caller's scope
+                    grads.Add(rowsGradient);
+                }
+            // Continue from the selected rows into the model (index_select's backward scatters into hidden).
+            using var all = grads.Count == 1 ? grads[0].alias() : cat(grads, 0);
+            using var hiddenGradient = all.to(sel.Hidden.dtype);
+            sel.Hidden.backward([hiddenGradient]);
         }
-        // Continue from the selected rows into the model (index_select's backward scatters into hidden).
-        using var grad = leaf.grad!.to(sel.Hidden.dtype);
-        sel.Hidden.backward([grad]);
+        finally
+        {
+            foreach (var g in grads) g.Dispose();
+        }
         return sum;
+    }
+
+    /// <summary>
+    /// Loss sum (fp64 scalar) of rows [start, start+len) and its gradient × <paramref name="gradScale"/> with respect
+    /// to those hidden rows, written out instead of recorded for autograd: one [len × vocab] fp32 buffer holds the
+    /// logits, then (in place) the softmax, then softmax − one-hot, the gradient of the token loss
+    /// logsumexp(z) − z_target with respect to the logits z; its product with the head is the rows' gradient. The
+    /// autograd form (libtorch's cross_entropy, then backward) holds the logits, the log-softmax and the logits'
+    /// gradient as three such buffers and makes about twice the passes over them (docs/performance.md, "The loss
+    /// head"). A token weight w scales its loss and its gradient row. Call under no_grad.
+    /// </summary>
+    static (Tensor Loss, Tensor Gradient) ChunkLossAndGradient(Selection sel, Tensor weight, long start, long len, double gradScale)
+    {
+        using var scope = NewDisposeScope();
+        var logits = ChunkLogits(sel, weight, start, len);                          // [c, V] fp32
+        var targets = sel.Targets.narrow(0, start, len).unsqueeze(1);                 // [c, 1]
+        var logSumExp = logits.logsumexp(1, keepdim: true);                           // [c, 1]
+        var tokenLoss = (logSumExp - logits.gather(1, targets)).squeeze(1);           // [c]
+        var rowWeights = sel.Weights?.narrow(0, start, len);
+        var loss = (rowWeights is null ? tokenLoss.sum() : tokenLoss.mul(rowWeights).sum()).to(ScalarType.Float64);
+        // d(logsumexp(z) − z_t)/dz = softmax(z) − e_t, built in the logits' buffer.
+        var probabilities = logits.sub_(logSumExp).exp_();
+        probabilities.scatter_add_(1, targets, full_like(targets, -1.0, dtype: ScalarType.Float32));
+        var gradient = probabilities.InDtype(weight.dtype).mm(weight);                // [c, h]
+        gradient = rowWeights is null ? gradient.mul_(gradScale) : gradient.mul_(rowWeights.mul(gradScale).unsqueeze(1).InDtype(gradient.dtype));
+        return (loss.MoveToOuterDisposeScope(), gradient.MoveToOuterDisposeScope());
     }
 
     /// <summary>Unweighted loss of every selected token [M] (fp32), for evaluation; call under no_grad.</summary>
@@ -130,19 +161,6 @@ public static class ChunkedCrossEntropy
         for (long start = 0; start < sel.Count; start += chunkRows)
             parts.Add(ChunkTokenLoss(unweighted, lmHeadWeight, start, Math.Min(chunkRows, sel.Count - start)));
         return parts.Count == 0 ? zeros(0, device: sel.Hidden.device) : cat(parts, 0);
-    }
-
-    /// <summary>Loss sum of rows [start, start+len): libtorch's fused cross-entropy (log-softmax + NLL, reduction
-    /// sum) on the fp32 logits of the chunk; with token weights, the per-token losses times the weights, summed.</summary>
-    static Tensor ChunkLoss(Selection sel, Tensor weight, long start, long len)
-    {
-        using var scope = NewDisposeScope();
-        var logits = ChunkLogits(sel, weight, start, len);
-        var t = sel.Targets.narrow(0, start, len);
-        var loss = sel.Weights is null
-            ? nn.functional.cross_entropy(logits, t, reduction: nn.Reduction.Sum)
-            : nn.functional.cross_entropy(logits, t, reduction: nn.Reduction.None).mul(sel.Weights.narrow(0, start, len)).sum();
-        return loss.MoveToOuterDisposeScope();
     }
 
     /// <summary>Per-token (weighted) losses of rows [start, start+len) [len], fp32.</summary>
