@@ -339,6 +339,40 @@ public class GatedDeltaRuleTests
         }
     }
 
+    /// <summary>The heads-first entry (the layer's training path) is the same computation: bitwise the same output,
+    /// final state and input gradients as <see cref="GatedDeltaRule.Chunked"/> given the same values as [B,T,H,d]
+    /// views, with grouped key heads, a padded last chunk and an initial state.</summary>
+    [Test]
+    public void HeadsFirstEqualsChunkedBitwise()
+    {
+        using var scope = NewDisposeScope();
+        var gen = new Generator(91);
+        long b = 2, t = 21, hk = 2, h = 4, d = 8;
+        // One [B, 2Hk+H, T, d] tensor, as the layer builds it, split into q, k, v.
+        var qkv = randn(b, 2 * hk + h, t, d, generator: gen);
+        var g = -nn.functional.softplus(randn(b, t, h, generator: gen));
+        var beta = randn(b, t, h, generator: gen).sigmoid();
+        var state = randn(b, h, d, d, generator: gen) * 0.5;
+        var outWeight = randn(b, t, h, d, generator: gen);
+
+        (Tensor O, Tensor S, Tensor Grad) Run(bool headsFirst)
+        {
+            var leaf = qkv.detach().clone().requires_grad_(true);
+            var p = leaf.split([hk, hk, h], 1);
+            var (o, s) = headsFirst
+                ? GatedDeltaRule.ChunkedHeadsFirst(p[0], p[1], p[2], g, beta, state, 8)
+                : GatedDeltaRule.Chunked(p[0].transpose(1, 2), p[1].transpose(1, 2), p[2].transpose(1, 2), g, beta, state, 8);
+            ((o * outWeight).sum() + s.sum()).backward();
+            return (o.detach(), s.detach(), leaf.grad!);
+        }
+        var a = Run(headsFirst: true);
+        var c = Run(headsFirst: false);
+        Assert.That(a.O.abs().max().ToDouble(), Is.GreaterThan(0.05), "non-trivial output");
+        Assert.That(a.O.equal(c.O).all().ToBoolean(), Is.True, "output");
+        Assert.That(a.S.equal(c.S).all().ToBoolean(), Is.True, "final state");
+        Assert.That(a.Grad.equal(c.Grad).all().ToBoolean(), Is.True, "q/k/v gradients");
+    }
+
     [Test]
     public void RejectsMismatchedShapes()
     {

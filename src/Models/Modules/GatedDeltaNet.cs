@@ -65,28 +65,39 @@ public sealed class GatedDeltaNet : nn.Module<Tensor, LayerContext, Tensor>
         if (ctx.ConvLayout is { } convLayout) convOut = CausalConv.ForwardPacked(mixed, conv1d.weight, convLayout);
         else if (cache is null) convOut = CausalConv.ForwardFresh(mixed, conv1d.weight);
         else (convOut, newConvState) = CausalConv.Forward(mixed, conv1d.weight, hasState ? cache.ConvState(layerIndex) : null);
-        var qkv = nn.functional.silu(convOut).transpose(1, 2);                            // [B, T, C]
-
-        // split (as HF's torch.split), not three narrows: split's backward is one concatenation, each narrow's a
-        // zero tensor of the whole [B,T,C] activation with its piece copied in.
-        var keyDim = kHeads * dk;
-        var pieces = qkv.split([keyDim, keyDim, vHeads * dv], -1);
-        var q = pieces[0].reshape(b, t, kHeads, dk);
-        var k = pieces[1].reshape(b, t, kHeads, dk);
-        var v = pieces[2].reshape(b, t, vHeads, dv);
-        // Grouped value heads: v head j reads k/q head j / (Hv/Hk) (HF's repeat_interleave; docs/model.md, "Choices
-        // against the sharp edges", item 9). The kernel takes the Hk key heads and broadcasts them, so no repeated
-        // copy of q/k is made (or differentiated).
+        var activated = nn.functional.silu(convOut);                                      // [B, C, T]
 
         var beta = sigmoid(in_proj_b.forward(rows)).view(b, t, vHeads);
         // fp32: in half precision exp(A_log) can overflow (HF comment; docs/model.md, "Choices against the sharp
         // edges", item 10).
         var g = -A_log.exp() * nn.functional.softplus(in_proj_a.forward(rows).view(b, t, vHeads).InDtype(ScalarType.Float32) + dt_bias);
 
+        // Grouped value heads: v head j reads k/q head j / (Hv/Hk) (HF's repeat_interleave; docs/model.md, "Choices
+        // against the sharp edges", item 9). The kernel takes the Hk key heads and broadcasts them, so no repeated
+        // copy of q/k is made (or differentiated).
         var initial = hasState ? cache!.RecurrentState(layerIndex) : null;
-        var (core, finalState) = hasState && t == 1
-            ? GatedDeltaRule.Recurrent(q, k, v, g, beta, initial)
-            : GatedDeltaRule.Chunked(q, k, v, g, beta, initial, ChunkSize, ctx.DeltaRuleLayout);
+        Tensor core, finalState;
+        if (cache is null && ctx.DeltaRuleLayout is null && dk == dv)
+        {
+            // Training's path: the channels [q heads | k heads | v heads] × d of the conv output, turned heads-first
+            // with ONE copy ([B, 2Hk+H, T, d]) and split into contiguous q, k and v (split's backward is one
+            // concatenation); the kernel needs them heads-first, which three [B,T,H,d] views would cost three copies.
+            var heads = activated.view(b, 2 * kHeads + vHeads, dk, t).transpose(2, 3).contiguous().split([kHeads, kHeads, vHeads], 1);
+            (core, finalState) = GatedDeltaRule.ChunkedHeadsFirst(heads[0], heads[1], heads[2], g, beta, null, ChunkSize);
+        }
+        else
+        {
+            // split (as HF's torch.split), not three narrows: split's backward is one concatenation, each narrow's a
+            // zero tensor of the whole [B,T,C] activation with its piece copied in.
+            var keyDim = kHeads * dk;
+            var pieces = activated.transpose(1, 2).split([keyDim, keyDim, vHeads * dv], -1);   // [B, T, *]
+            var q = pieces[0].reshape(b, t, kHeads, dk);
+            var k = pieces[1].reshape(b, t, kHeads, dk);
+            var v = pieces[2].reshape(b, t, vHeads, dv);
+            (core, finalState) = hasState && t == 1
+                ? GatedDeltaRule.Recurrent(q, k, v, g, beta, initial)
+                : GatedDeltaRule.Chunked(q, k, v, g, beta, initial, ChunkSize, ctx.DeltaRuleLayout);
+        }
         // Packed rows (the only inputs without a conv state to hand on) never come with a cache.
         if (cache is not null)
             cache.SetLinearStates(layerIndex, newConvState ?? throw new InvalidOperationException("packed rows cannot fill a cache"), finalState);

@@ -39,7 +39,7 @@ public static class GatedDeltaRule
     {
         if (chunkSize < 1) throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, "chunk size must be ≥ 1");
         var (batch, length, _, _, _) = Validate(q, k, v, g, beta, initialState);
-        if (alignedLayout is null) return ChunkedScan(q, k, v, g, beta, initialState, chunkSize, null);
+        if (alignedLayout is null) return ChunkedScan(Prepare(q, k, v, g, beta), initialState, chunkSize, null);
 
         if (alignedLayout.Rows != batch || alignedLayout.Length != length || alignedLayout.ChunkSize != chunkSize)
             throw new ArgumentException($"alignedLayout was built for {Shapes.Format([alignedLayout.Rows, alignedLayout.Length])} " +
@@ -49,9 +49,27 @@ public static class GatedDeltaRule
         // Padding slots are zeros in the raw inputs; after Prepare they stay exactly 0 (0·rsqrt(0 + eps) = 0), the
         // same values the scan pads a document with when it runs alone. Tpad is a multiple of C: no further padding.
         var layout = alignedLayout;
-        var (output, finalState) = ChunkedScan(layout.ToAligned(q), layout.ToAligned(k), layout.ToAligned(v),
-            layout.ToAligned(g), layout.ToAligned(beta), initialState, chunkSize, layout.ChunkKeep);
+        var (output, finalState) = ChunkedScan(Prepare(layout.ToAligned(q), layout.ToAligned(k), layout.ToAligned(v),
+            layout.ToAligned(g), layout.ToAligned(beta)), initialState, chunkSize, layout.ChunkKeep);
         return (layout.FromAligned(output).MoveToOuterDisposeScope(), finalState.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// <see cref="Chunked"/> (without packed rows) for q, k [B,Hk,T,dk] and v [B,H,T,dv] given heads first, as the
+    /// layer cuts them from its conv output with one copy (three transposed copies otherwise); g and β stay
+    /// [B,T,H]. The same computation and rounding: bitwise <see cref="Chunked"/> of the transposed inputs.
+    /// </summary>
+    public static (Tensor Output, Tensor FinalState) ChunkedHeadsFirst(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta,
+        Tensor? initialState, int chunkSize = 64)
+    {
+        if (chunkSize < 1) throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, "chunk size must be ≥ 1");
+        if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4)
+            throw new ArgumentException($"q, k, v must be [B,H,T,d], got {Shapes.Format(q.shape)}, {Shapes.Format(k.shape)}, {Shapes.Format(v.shape)}");
+        Validate(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), g, beta, initialState);
+        using var scope = NewDisposeScope();
+        var prepared = PrepareHeadsFirst(q, k, v, HeadsFirst(g), HeadsFirst(beta));
+        var (output, finalState) = ChunkedScan(prepared, initialState, chunkSize, null);
+        return (output.MoveToOuterDisposeScope(), finalState.MoveToOuterDisposeScope());
     }
 
     /// <summary>
@@ -61,14 +79,13 @@ public static class GatedDeltaRule
     /// scan, [B·H, C, *]: a matmul of 5-d or 6-d tensors is an expand, a reshape, a bmm and a view, each one more
     /// autograd node and kernel call in backward (docs/performance.md, "The delta rule's products").</para>
     /// </summary>
-    static (Tensor Output, Tensor FinalState) ChunkedScan(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta,
-        Tensor? initialState, int chunkSize, Tensor? chunkKeep)
+    static (Tensor Output, Tensor FinalState) ChunkedScan(Prepared p, Tensor? initialState, int chunkSize, Tensor? chunkKeep)
     {
-        long batch = q.shape[0], length = q.shape[1], heads = v.shape[2], dk = q.shape[3], dv = v.shape[3];
-        var outDtype = v.dtype;
+        var (qf, kf, vf, gf, bf) = (p.Q, p.K, p.V, p.G, p.Beta);   // contiguous fp32 [B,Hk,T,dk] (q, k), [B,H,T,*]
+        long batch = qf.shape[0], kHeads = qf.shape[1], length = qf.shape[2], dk = qf.shape[3], heads = vf.shape[1], dv = vf.shape[3];
+        var outDtype = p.OutputDtype;
 
         using var scope = NewDisposeScope();
-        var (qf, kf, vf, gf, bf) = Prepare(q, k, v, g, beta);   // contiguous fp32 [B,Hk,T,dk] (q, k), [B,H,T,*]
 
         long C = chunkSize;
         long pad = (C - length % C) % C;
@@ -85,7 +102,7 @@ public static class GatedDeltaRule
         // Grouped heads without copies: value head j = kh·G + r reads key head kh (= repeat_interleave), so every
         // per-value-head tensor is laid out [B, Hk, G, N, C, *] and q/k as [B, Hk, 1, N, C, dk], broadcasting over G.
         // The key-only products (q·kᵀ, k·kᵀ) are then computed once per key head instead of once per value head.
-        long kHeads = q.shape[2], group = heads / kHeads;
+        long group = heads / kHeads;
         long[] keyShape = [batch, kHeads, 1, N, C, dk];
         var k3 = kf.view(batch * kHeads * N, C, dk);
         var kT3 = k3.transpose(1, 2);
@@ -100,7 +117,7 @@ public static class GatedDeltaRule
         // D_ij = exp(γ_i − γ_j) for j ≤ i, else 0 (no chunk mixes documents: packed rows are chunk-aligned). Masking
         // to −inf before exp (rather than multiplying by a 0/1 mask afterwards) keeps exp from overflowing for j > i
         // and keeps its gradient finite (exp(−inf) = 0).
-        var future = ones(C, C, ScalarType.Bool, q.device).triu(1);
+        var future = ones(C, C, ScalarType.Bool, qf.device).triu(1);
         var decay = (gamma.unsqueeze(-1) - gamma.unsqueeze(-2)).masked_fill(future, double.NegativeInfinity).exp();
 
         // Strictly lower part of the UT system: L_ij = β_i (k_i·k_j) D_ij. The diagonal is also filled but the
@@ -132,7 +149,7 @@ public static class GatedDeltaRule
         var keeps = chunkKeep?.view(batch, 1, N).expand(batch, heads, N).reshape(bh, N, 1, 1).unbind(1);
 
         var state = initialState is null
-            ? zeros([bh, dk, dv], ScalarType.Float32, q.device)
+            ? zeros([bh, dk, dv], ScalarType.Float32, qf.device)
             : initialState.InDtype(ScalarType.Float32).reshape(bh, dk, dv);
         var outputs = new Tensor[N];
         for (int n = 0; n < N; n++)
@@ -169,7 +186,7 @@ public static class GatedDeltaRule
         var outDtype = v.dtype;
 
         using var scope = NewDisposeScope();
-        var (qf, kf, vf, gf, bf) = Prepare(q, k, v, g, beta);
+        var (qf, kf, vf, gf, bf, _) = Prepare(q, k, v, g, beta);
         // Grouped key heads: the per-token path is for decode and reference, so a plain repeat is fine here.
         if (q.shape[2] != heads)
         {
@@ -199,19 +216,28 @@ public static class GatedDeltaRule
         return (output.MoveToOuterDisposeScope(), state.MoveToOuterDisposeScope());
     }
 
+    /// <summary>The delta rule's inputs as the scan takes them: fp32, contiguous, heads first ([B,Hk,T,dk] q and k,
+    /// L2-normalised, q scaled by dk^-½; [B,H,T,dv] v; [B,H,T] g and β), and the dtype of the output.</summary>
+    sealed record Prepared(Tensor Q, Tensor K, Tensor V, Tensor G, Tensor Beta, ScalarType OutputDtype);
+
     /// <summary>
-    /// fp32 and contiguous in the [B,H,T,*] layout, L2-normalised q and k, q scaled by dk^-½. Whatever the strides of
-    /// the inputs (the layer passes views of its conv output; chunk-aligned copies are contiguous), the values land in
-    /// the same memory layout, so CPU reductions and matmuls round the same way and a document gives bitwise the same
-    /// result packed and alone.
+    /// From [B,T,H,*] inputs. Whatever their strides (the layer passes views of its conv output; chunk-aligned
+    /// copies are contiguous), the values land in the same memory layout, so CPU reductions and matmuls round the
+    /// same way and a document gives bitwise the same result packed and alone.
     /// </summary>
-    static (Tensor Q, Tensor K, Tensor V, Tensor G, Tensor Beta) Prepare(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta)
+    static Prepared Prepare(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta) =>
+        PrepareHeadsFirst(HeadsFirst(q), HeadsFirst(k), HeadsFirst(v), HeadsFirst(g), HeadsFirst(beta), v.dtype);
+
+    /// <summary>From heads-first q, k, v and g, β (made contiguous fp32 here when they are not).</summary>
+    static Prepared PrepareHeadsFirst(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta, ScalarType? outputDtype = null)
     {
-        static Tensor HeadsFirst(Tensor x) => x.InDtype(ScalarType.Float32).transpose(1, 2).contiguous();
-        var qf = L2Normalize(HeadsFirst(q)) * Math.Pow(q.shape[3], -0.5);
-        var kf = L2Normalize(HeadsFirst(k));
-        return (qf, kf, HeadsFirst(v), HeadsFirst(g), HeadsFirst(beta));
+        static Tensor Contiguous(Tensor x) => x.InDtype(ScalarType.Float32).contiguous();
+        var qf = L2Normalize(Contiguous(q)) * Math.Pow(q.shape[3], -0.5);
+        return new Prepared(qf, L2Normalize(Contiguous(k)), Contiguous(v), Contiguous(g), Contiguous(beta), outputDtype ?? v.dtype);
     }
+
+    /// <summary>[B,T,H,*] → contiguous fp32 [B,H,T,*].</summary>
+    static Tensor HeadsFirst(Tensor x) => x.InDtype(ScalarType.Float32).transpose(1, 2).contiguous();
 
     // Eps inside the sqrt, exactly like FLA / HF's l2norm.
     static Tensor L2Normalize(Tensor x) => x * (x * x).sum(-1, keepdim: true).add(L2Eps).rsqrt();
