@@ -348,7 +348,7 @@ public class GatedDeltaRuleTests
         using var scope = NewDisposeScope();
         var gen = new Generator(91);
         long b = 2, t = 21, hk = 2, h = 4, d = 8;
-        // One [B, 2Hk+H, T, d] tensor, as the layer builds it, split into q, k, v.
+        // One [B, 2Hk+H, T, d] tensor, as the layer builds it: queries and keys together, then values.
         var qkv = randn(b, 2 * hk + h, t, d, generator: gen);
         var g = -nn.functional.softplus(randn(b, t, h, generator: gen));
         var beta = randn(b, t, h, generator: gen).sigmoid();
@@ -360,7 +360,7 @@ public class GatedDeltaRuleTests
             var leaf = qkv.detach().clone().requires_grad_(true);
             var p = leaf.split([hk, hk, h], 1);
             var (o, s) = headsFirst
-                ? GatedDeltaRule.ChunkedHeadsFirst(p[0], p[1], p[2], g, beta, state, 8)
+                ? GatedDeltaRule.ChunkedHeadsFirst(leaf.narrow(1, 0, 2 * hk), p[2], g, beta, state, 8)
                 : GatedDeltaRule.Chunked(p[0].transpose(1, 2), p[1].transpose(1, 2), p[2].transpose(1, 2), g, beta, state, 8);
             ((o * outWeight).sum() + s.sum()).backward();
             return (o.detach(), s.detach(), leaf.grad!);

@@ -80,10 +80,10 @@ public sealed class GatedDeltaNet : nn.Module<Tensor, LayerContext, Tensor>
         if (cache is null && ctx.DeltaRuleLayout is null && dk == dv)
         {
             // Training's path: the channels [q heads | k heads | v heads] × d of the conv output, turned heads-first
-            // with ONE copy ([B, 2Hk+H, T, d]) and split into contiguous q, k and v (split's backward is one
+            // with ONE copy ([B, 2Hk+H, T, d]) and split into queries+keys and values (split's backward is one
             // concatenation); the kernel needs them heads-first, which three [B,T,H,d] views would cost three copies.
-            var heads = activated.view(b, 2 * kHeads + vHeads, dk, t).transpose(2, 3).contiguous().split([kHeads, kHeads, vHeads], 1);
-            (core, finalState) = GatedDeltaRule.ChunkedHeadsFirst(heads[0], heads[1], heads[2], g, beta, null, ChunkSize);
+            var heads = activated.view(b, 2 * kHeads + vHeads, dk, t).transpose(2, 3).contiguous().split([2 * kHeads, vHeads], 1);
+            (core, finalState) = GatedDeltaRule.ChunkedHeadsFirst(heads[0], heads[1], g, beta, null, ChunkSize);
         }
         else
         {

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -55,19 +56,25 @@ public static class GatedDeltaRule
     }
 
     /// <summary>
-    /// <see cref="Chunked"/> (without packed rows) for q, k [B,Hk,T,dk] and v [B,H,T,dv] given heads first, as the
-    /// layer cuts them from its conv output with one copy (three transposed copies otherwise); g and β stay
-    /// [B,T,H]. The same computation and rounding: bitwise <see cref="Chunked"/> of the transposed inputs.
+    /// <see cref="Chunked"/> (without packed rows) for queries and keys given heads first in one tensor,
+    /// <paramref name="queriesKeys"/> [B, 2·Hk, T, dk] (the Hk query heads, then the Hk key heads), and v [B,H,T,dv]:
+    /// the layout the layer cuts from its conv output with one copy (three transposed copies otherwise), and one
+    /// L2 normalisation for q and k together. g and β stay [B,T,H]. The same computation and rounding: bitwise
+    /// <see cref="Chunked"/> of the transposed inputs.
     /// </summary>
-    public static (Tensor Output, Tensor FinalState) ChunkedHeadsFirst(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta,
+    public static (Tensor Output, Tensor FinalState) ChunkedHeadsFirst(Tensor queriesKeys, Tensor v, Tensor g, Tensor beta,
         Tensor? initialState, int chunkSize = 64)
     {
         if (chunkSize < 1) throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, "chunk size must be ≥ 1");
-        if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4)
-            throw new ArgumentException($"q, k, v must be [B,H,T,d], got {Shapes.Format(q.shape)}, {Shapes.Format(k.shape)}, {Shapes.Format(v.shape)}");
-        Validate(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), g, beta, initialState);
+        if (queriesKeys.dim() != 4 || queriesKeys.shape[1] % 2 != 0 || v.dim() != 4)
+            throw new ArgumentException($"queriesKeys must be [B,2·Hk,T,dk] and v [B,H,T,dv], got {Shapes.Format(queriesKeys.shape)} and {Shapes.Format(v.shape)}");
         using var scope = NewDisposeScope();
-        var prepared = PrepareHeadsFirst(q, k, v, HeadsFirst(g), HeadsFirst(beta));
+        var kHeads = queriesKeys.shape[1] / 2;
+        var normalized = L2Normalize(queriesKeys.InDtype(ScalarType.Float32).contiguous()).split([kHeads, kHeads], 1);
+        var (q, k) = (normalized[0], normalized[1]);
+        Validate(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), g, beta, initialState);
+        var prepared = new Prepared(q * Math.Pow(q.shape[3], -0.5), k, v.InDtype(ScalarType.Float32).contiguous(),
+            HeadsFirst(g), HeadsFirst(beta), v.dtype);
         var (output, finalState) = ChunkedScan(prepared, initialState, chunkSize, null);
         return (output.MoveToOuterDisposeScope(), finalState.MoveToOuterDisposeScope());
     }
@@ -104,12 +111,13 @@ public static class GatedDeltaRule
         // The key-only products (q·kᵀ, k·kᵀ) are then computed once per key head instead of once per value head.
         long group = heads / kHeads;
         long[] keyShape = [batch, kHeads, 1, N, C, dk];
-        var k3 = kf.view(batch * kHeads * N, C, dk);
+        // k is a split piece of [B, 2·Hk, T, dk] on the heads-first path: contiguous only for one row (reshape copies then).
+        var k3 = kf.reshape(batch * kHeads * N, C, dk);
         var kT3 = k3.transpose(1, 2);
         var keyKey = k3.bmm(kT3).view(batch, kHeads, 1, N, C, C);                 // k_i·k_j
-        var queryKey = qf.view(batch * kHeads * N, C, dk).bmm(kT3).view(batch, kHeads, 1, N, C, C);   // q_i·k_j
-        var k6 = kf.view(keyShape);
-        var q6 = qf.view(keyShape);
+        var queryKey = qf.reshape(batch * kHeads * N, C, dk).bmm(kT3).view(batch, kHeads, 1, N, C, C);   // q_i·k_j
+        var k6 = k3.view(keyShape);
+        var q6 = qf.reshape(keyShape);
         var beta6 = bf.view(batch, kHeads, group, N, C, 1);
         // γ_i: log of the decay accumulated from the chunk start through position i.
         var gamma = gf.view(batch, kHeads, group, N, C).cumsum(-1);
@@ -117,7 +125,7 @@ public static class GatedDeltaRule
         // D_ij = exp(γ_i − γ_j) for j ≤ i, else 0 (no chunk mixes documents: packed rows are chunk-aligned). Masking
         // to −inf before exp (rather than multiplying by a 0/1 mask afterwards) keeps exp from overflowing for j > i
         // and keeps its gradient finite (exp(−inf) = 0).
-        var future = ones(C, C, ScalarType.Bool, qf.device).triu(1);
+        var future = FutureMask(C, qf.device);
         var decay = (gamma.unsqueeze(-1) - gamma.unsqueeze(-2)).masked_fill(future, double.NegativeInfinity).exp();
 
         // Strictly lower part of the UT system: L_ij = β_i (k_i·k_j) D_ij. The diagonal is also filled but the
@@ -148,12 +156,18 @@ public static class GatedDeltaRule
         // Per row and chunk, broadcast to the row's heads: [B·H, N, 1, 1] → N × [B·H, 1, 1].
         var keeps = chunkKeep?.view(batch, 1, N).expand(batch, heads, N).reshape(bh, N, 1, 1).unbind(1);
 
-        var state = initialState is null
-            ? zeros([bh, dk, dv], ScalarType.Float32, qf.device)
-            : initialState.InDtype(ScalarType.Float32).reshape(bh, dk, dv);
+        // No initial state: the first chunk's terms in S are zero, so it starts from u and skips them (adding an
+        // exact zero changes no value).
+        var state = initialState?.InDtype(ScalarType.Float32).reshape(bh, dk, dv);
         var outputs = new Tensor[N];
         for (int n = 0; n < N; n++)
         {
+            if (state is null)
+            {
+                outputs[n] = ps[n].bmm(us[n]);
+                state = kws[n].bmm(us[n]);
+                continue;
+            }
             // A document starting at this chunk boundary sees a zero state, exactly as when it runs alone.
             if (keeps is not null && n > 0) state = state * keeps[n];
             var vNew = AddProduct(us[n], ws[n], state, alpha: -1);               // u − W S: what the old state does not predict
@@ -167,8 +181,19 @@ public static class GatedDeltaRule
             .transpose(1, 2)
             .InDtype(outDtype)
             .contiguous();
-        return (output.MoveToOuterDisposeScope(), state.view(batch, heads, dk, dv).MoveToOuterDisposeScope());
+        // N ≥ 1, so the loop set the state.
+        return (output.MoveToOuterDisposeScope(), state!.view(batch, heads, dk, dv).MoveToOuterDisposeScope());
     }
+
+    // The [C, C] mask of pairs j > i, built once per chunk size and device (a constant, outside every dispose scope)
+    // rather than twice per layer and forward.
+    static readonly ConcurrentDictionary<(long, string), Tensor> FutureMasks = new();
+
+    static Tensor FutureMask(long chunkSize, Device device) => FutureMasks.GetOrAdd((chunkSize, device.ToString()), _ =>
+    {
+        using var scope = NewDisposeScope();
+        return ones(chunkSize, chunkSize, ScalarType.Bool, device).triu(1).DetachFromDisposeScope();
+    });
 
     /// <summary>input + alpha·(a @ b) for batches of matrices, one <c>baddbmm</c>. (TorchSharp's instance method takes
     /// the first factor as <c>this</c> and the summand last, unlike <c>torch.baddbmm</c>.)</summary>
@@ -226,15 +251,8 @@ public static class GatedDeltaRule
     /// same way and a document gives bitwise the same result packed and alone.
     /// </summary>
     static Prepared Prepare(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta) =>
-        PrepareHeadsFirst(HeadsFirst(q), HeadsFirst(k), HeadsFirst(v), HeadsFirst(g), HeadsFirst(beta), v.dtype);
-
-    /// <summary>From heads-first q, k, v and g, β (made contiguous fp32 here when they are not).</summary>
-    static Prepared PrepareHeadsFirst(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta, ScalarType? outputDtype = null)
-    {
-        static Tensor Contiguous(Tensor x) => x.InDtype(ScalarType.Float32).contiguous();
-        var qf = L2Normalize(Contiguous(q)) * Math.Pow(q.shape[3], -0.5);
-        return new Prepared(qf, L2Normalize(Contiguous(k)), Contiguous(v), Contiguous(g), Contiguous(beta), outputDtype ?? v.dtype);
-    }
+        new(L2Normalize(HeadsFirst(q)) * Math.Pow(q.shape[3], -0.5), L2Normalize(HeadsFirst(k)), HeadsFirst(v),
+            HeadsFirst(g), HeadsFirst(beta), v.dtype);
 
     /// <summary>[B,T,H,*] → contiguous fp32 [B,H,T,*].</summary>
     static Tensor HeadsFirst(Tensor x) => x.InDtype(ScalarType.Float32).transpose(1, 2).contiguous();
