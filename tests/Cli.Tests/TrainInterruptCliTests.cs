@@ -16,17 +16,18 @@ public class TrainInterruptCliTests
         var dir = TestPaths.TempDir("cli-sigint");
         string[] args =
         [
-            "--recipe", "tiny", "--set", $"output_dir={dir}", "--set", "schedule.max_steps=16", "--set", "data.max_length=128",
+            "--recipe", "tiny", "--set", $"output_dir={dir}", "--set", "schedule.max_steps=64", "--set", "data.max_length=128",
             "--set", "data.pack_length=128", "--set", "cpu_threads=1", "--set", "eval_every=0", "--no-progress",
         ];
-        // Ctrl-C in a terminal sends SIGINT to the process.
-        var (code, stdout, err) = RunTrainerProcess(args, ("step 2/16", pid => Assert.That(Kill(pid, SigInt), Is.Zero)));
+        // Ctrl-C in a terminal sends SIGINT to the process. A step of these short rows takes tens of milliseconds, so
+        // the run is long enough (64 steps) for the signal to land before its end even on a loaded machine.
+        var (code, stdout, err) = RunTrainerProcess(args, ("step 2/64", pid => Assert.That(Kill(pid, SigInt), Is.Zero)));
         Assert.That(code, Is.EqualTo(130), err);
 
         var m = Regex.Match(err, @"interrupted at step (\d+); resume with: (.+)");
         Assert.That(m.Success, err);
         var step = int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
-        Assert.That(step, Is.InRange(2, 15), "stopped after the step under way, before the end");
+        Assert.That(step, Is.InRange(2, 63), "stopped after the step under way, before the end");
         Assert.That(m.Groups[2].Value.TrimEnd(), Is.EqualTo(string.Join(' ', ["trainer", .. args, "--resume"])), "the exact command");
         var checkpoint = Path.Combine(dir, "checkpoints", $"step_{step:D6}");
         Assert.That(Directory.Exists(checkpoint), "a checkpoint at the interrupted step");
@@ -38,7 +39,7 @@ public class TrainInterruptCliTests
         (code, _, var resumeErr) = Run(resume);
         Assert.That(code, Is.EqualTo(0), resumeErr);
         Assert.That(resumeErr, Does.Contain($"step_{step:D6}"));
-        Assert.That(MetricsWriter.Read(Path.Combine(dir, "metrics.jsonl")).Select(r => r.Step), Is.EqualTo(Enumerable.Range(1, 16)));
+        Assert.That(MetricsWriter.Read(Path.Combine(dir, "metrics.jsonl")).Select(r => r.Step), Is.EqualTo(Enumerable.Range(1, 64)));
         Assert.That(File.Exists(Path.Combine(dir, "adapter", "adapter_model.safetensors")));
     }
 
@@ -47,13 +48,13 @@ public class TrainInterruptCliTests
     {
         // The second press comes once the first was handled (the trainer said so), inside the step under way: no
         // checkpoint of that step, no resume line; the process ends with 130 all the same. (Two signals sent back to
-        // back can reach the process as one: POSIX does not queue a pending SIGINT twice.) The recipe's own 1024-token
-        // rows make a step last long enough (about 0.4 s) for the second press to land inside it.
+        // back can reach the process as one: POSIX does not queue a pending SIGINT twice.) Rows of 4096 tokens make a
+        // step last long enough (about 2 s on two cores) for the second press to land inside it.
         var dir = TestPaths.TempDir("cli-sigint2");
         string[] args =
         [
             "--recipe", "tiny", "--set", $"output_dir={dir}", "--set", "schedule.max_steps=16", "--set", "cpu_threads=1",
-            "--set", "eval_every=0", "--no-progress",
+            "--set", "data.max_length=4096", "--set", "data.pack_length=4096", "--set", "eval_every=0", "--no-progress",
         ];
         var (code, _, err) = RunTrainerProcess(args,
             ("step 2/16", pid => Assert.That(Kill(pid, SigInt), Is.Zero)),
