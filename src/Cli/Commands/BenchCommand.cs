@@ -60,7 +60,7 @@ public static class BenchCommand
         };
         var lossHead = new Option<int>("--loss-head")
         {
-            Description = "Instead of training steps: time the loss head alone (seq-1 rows x hidden x vocab of the shape, forward + backward) N times in each form, the composed logsumexp - gather and libtorch's fused cross_entropy, alternately; print the medians",
+            Description = "Instead of training steps: time the loss head alone (seq-1 rows x hidden x vocab of the shape, one chunk, forward + backward) N times in each form, the composed logsumexp - gather, libtorch's fused cross_entropy and the training's written-out gradient, alternately; print the medians",
             DefaultValueFactory = _ => 0,
         };
         var cmd = new Command("bench", "Time LoRA training steps on random weights: step time, tokens/s, peak memory, MFU")
@@ -123,7 +123,7 @@ public static class BenchCommand
                     var r = LossHeadBench.Run(options.Sequence - 1, options.Config.HiddenSize, options.Config.VocabSize, reps);
                     static double Median(IReadOnlyList<double> x) => x.Order().ElementAt(x.Count / 2);
                     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"loss head {r.Rows} x {r.Hidden} x {r.Vocab}, forward + backward, {reps} alternating runs each: composed logsumexp - gather median {Median(r.ComposedSeconds):F3} s, fused cross_entropy median {Median(r.FusedSeconds):F3} s (max |grad diff| {r.MaxGradDiff:E1})"));
+                        $"loss head {r.Rows} x {r.Hidden} x {r.Vocab}, forward + backward, {reps} alternating runs each: composed logsumexp - gather median {Median(r.Seconds[LossHeadBench.Form.Composed]):F3} s, fused cross_entropy median {Median(r.Seconds[LossHeadBench.Form.Fused]):F3} s, written-out gradient (training's) median {Median(r.Seconds[LossHeadBench.Form.WrittenOut]):F3} s (max |grad diff| against fused: composed {r.MaxGradDiffComposed:E1}, written out {r.MaxGradDiffWrittenOut:E1})"));
                     return 0;
                 }
                 var report = Benchmark.Run(options, log);
