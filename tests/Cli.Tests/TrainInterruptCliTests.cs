@@ -66,6 +66,22 @@ public class TrainInterruptCliTests
     }
 
     const int SigInt = 2;
+    static readonly IntPtr SigDfl = 0, SigIgn = 1;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "signal")]
+    static extern IntPtr Signal(int signal, IntPtr handler);
+
+    /// <summary>
+    /// A shell that starts the tests as a background job without job control (`nohup … &amp;`, `( … &amp;)` in a
+    /// script) starts them with SIGINT ignored; an ignored signal stays ignored across exec, and .NET keeps an
+    /// inherited SIG_IGN, so the trainer would never see the test's Ctrl-C. Give children the default disposition in
+    /// that case (only then: a handler the runtime installed is put back as it was).
+    /// </summary>
+    static void UnignoreSigIntForChildren()
+    {
+        var previous = Signal(SigInt, SigIgn);
+        Signal(SigInt, previous == SigIgn ? SigDfl : previous);
+    }
 
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     static extern int Kill(int pid, int signal);
@@ -74,6 +90,7 @@ public class TrainInterruptCliTests
     /// process id (phases in order, each once). Returns the exit code, stdout and stderr.</summary>
     static (int Code, string Out, string Err) RunTrainerProcess(string[] args, params (string Trigger, Action<int> Signal)[] phases)
     {
+        UnignoreSigIntForChildren();
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = TestPaths.RepoRoot };
         foreach (var a in (string[])[Path.Combine(AppContext.BaseDirectory, "trainer.dll"), .. args]) psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;

@@ -144,7 +144,7 @@ public static class GatedDeltaRule
         var chunkDecay = gammaLast.exp().unsqueeze(-1);                            // [B,Hk,G,N,1,1]: exp(γ_last)
 
         // Sequential scan over chunks, per value head: [B·H, N, ...] split into N views (unbind's backward is one
-        // stack). Per chunk: two baddbmm, a bmm, a baddbmm and the state decay.
+        // stack). Per chunk: three baddbmm, a bmm and the state decay.
         long bh = batch * heads;
         Tensor[] Chunks(Tensor x, long rows, long cols) => x.reshape(bh, N, rows, cols).unbind(1);
         var us = Chunks(newValues, C, dv);

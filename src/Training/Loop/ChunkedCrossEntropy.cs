@@ -10,9 +10,9 @@ namespace Qwen35.Training.Loop;
 /// 1. shift ONCE: position t predicts label t+1 (labels arrive aligned with the input ids, label[t] = token t),
 /// 2. keep only the trained positions before the lm_head matmul (<see cref="MicroBatch.TargetIndex"/>: label != -100
 ///    and not across a packed-document boundary, where the next document is not predictable);
-/// 3. walk them in chunks of <c>chunkRows</c>: logits = h·Wᵀ, upcast to fp32, loss = libtorch's fused cross-entropy
-///    (log-softmax + NLL: logsumexp − target logit, in fewer passes and full-size temporaries over [chunk × vocab]
-///    than the composed <c>logsumexp(logits) − gather(logits, target)</c> it replaced; see docs/performance.md).
+/// 3. walk them in chunks (<see cref="RowsPerChunk"/>): logits = h·Wᵀ, upcast to fp32, token loss = logsumexp −
+///    target logit; in training each chunk's gradient with respect to its rows is written out in the logits' own
+///    buffer (<see cref="ChunkLossAndGradient"/>), for evaluation libtorch's cross-entropy gives the token losses.
 /// The result is a SUM over trained tokens (optionally weighted per token); the caller divides by the token count of
 /// the whole optimizer step, which is what makes gradient accumulation equal to one large batch.
 /// </summary>
@@ -27,9 +27,8 @@ public static class ChunkedCrossEntropy
 
     /// <summary>
     /// Rows per chunk: <paramref name="requested"/> when positive, else chosen. On CUDA, 1024. On the CPU, the most
-    /// rows whose fp32 logits [rows × vocab] stay within <see cref="CpuReusedBlockBytes"/>, at most 1024: every
-    /// [rows × vocab] temporary of a chunk (the logits, log-softmax, their gradients) is then served from the heap
-    /// instead of fresh pages. At hidden 512 / vocabulary 32,000 / 511 rows that is 262 rows a chunk and a 25-30%
+    /// rows whose fp32 logits [rows × vocab] stay within <see cref="CpuReusedBlockBytes"/>, at most 1024: the chunk's
+    /// [rows × vocab] buffers are then served from the heap instead of fresh pages. At hidden 512 / vocabulary 32,000 / 511 rows that is 262 rows a chunk and a 25-30%
     /// faster training step (docs/performance.md, "The loss head's chunk size"). Where fewer than 64 rows fit
     /// (Qwen3.5's 248,320 entries: 33) the chunk stays at 1024: re-reading the whole head for every few rows would
     /// cost more than the page faults.
@@ -92,8 +91,8 @@ public static class ChunkedCrossEntropy
 
     /// <summary>
     /// Sum of token losses over a selection, with its gradient times <paramref name="gradScale"/> back-propagated
-    /// chunk by chunk: each chunk's logits are built, differentiated into the selected hidden rows, and freed before
-    /// the next, so peak memory is one chunk of logits. Then one backward through the model from the hidden states.
+    /// chunk by chunk: each chunk's logits are built, turned into the gradient of its selected hidden rows, and freed
+    /// before the next, so peak memory is one chunk of logits. Then one backward through the model from the rows.
     /// <paramref name="hidden"/> must be the tensor the selection was taken from (it carries the model's graph).
     /// Returns the (unscaled) loss sum as a detached fp64 scalar on the hidden states' device (created in the
     /// caller's dispose scope), so a training step can add its micro-batch losses on the device and read them once,
