@@ -67,9 +67,7 @@ public sealed class LoraAdapter : IProjectionAdapter
     }
 
     /// <summary>
-    /// base + s·(A x)ᵀ Bᵀ on 2-d rows. When the branch runs in the base output's dtype, the second product, the
-    /// scaling and the sum are one <c>addmm</c> (base + s·h·Bᵀ: PEFT's order, the scale applied to the product):
-    /// one autograd node instead of three.
+    /// base + s·(A x)ᵀ Bᵀ on 2-d rows: the input-side product, then <see cref="ApplyUp"/>.
     /// </summary>
     public Tensor Apply(Tensor input, Tensor baseOutput)
     {
@@ -80,11 +78,24 @@ public sealed class LoraAdapter : IProjectionAdapter
         // Dropout follows the module's training flag, which model.train()/eval() propagates to the children.
         if (Dropout > 0 && LoraA.training) x = nn.functional.dropout(x, Dropout, training: true);
         var a = inInputDtype ? LoraA.weight.to(input.dtype) : LoraA.weight;
-        var b = inInputDtype ? LoraB.weight.to(input.dtype) : LoraB.weight;
-        var h = nn.functional.linear(x, a);                                      // [rows, r]
-        if (h.dtype == baseOutput.dtype) return baseOutput.addmm(h, b.t(), beta: 1, alpha: (float)Scaling);
+        return ApplyUp(nn.functional.linear(x, a), baseOutput);                 // h = x·Aᵀ [rows, r]
+    }
+
+    /// <summary>A, when this adapter's input-side product may be computed together with others' on the same input:
+    /// it is on, draws no dropout mask of its own, and runs in its own dtype (fp32).</summary>
+    public Tensor? SharedDownWeight =>
+        Merged || !Enabled || (Dropout > 0 && LoraA.training) || ComputeInInputDtype ? null : LoraA.weight;
+
+    /// <summary>
+    /// base + s·h·Bᵀ given h = x·Aᵀ. When h has the base output's dtype, the second product, the scaling and the sum
+    /// are one <c>addmm</c> (PEFT's order, the scale applied to the product): one autograd node instead of three.
+    /// </summary>
+    public Tensor ApplyUp(Tensor down, Tensor baseOutput)
+    {
+        var b = down.dtype == LoraB.weight.dtype ? LoraB.weight : LoraB.weight.to(down.dtype);
+        if (down.dtype == baseOutput.dtype) return baseOutput.addmm(down, b.t(), beta: 1, alpha: (float)Scaling);
         // An fp32 branch on a bf16 base: scale the narrow [rows, r] intermediate (r/out of the work), cast the delta.
-        var delta = nn.functional.linear(h.mul(_scale), b);
+        var delta = nn.functional.linear(down.mul(_scale), b);
         return baseOutput.add(delta.to(baseOutput.dtype));
     }
 

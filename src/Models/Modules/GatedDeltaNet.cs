@@ -55,11 +55,12 @@ public sealed class GatedDeltaNet : nn.Module<Tensor, LayerContext, Tensor>
         // Pad tokens become zero vectors before the projections (HF apply_mask_to_padding_states): left padding is
         // then exact, right padding exact for the real tokens.
         if (ctx.LinearInputMask is { } m) x = x * m.unsqueeze(-1);
-        var rows = x.reshape(b * t, x.shape[2]);   // the four input projections share one 2-d view of x
+        // The four input projections share one 2-d view of x, and their adapters one input-side product.
+        var inputs = Projection.ForwardShared(x.reshape(b * t, x.shape[2]), in_proj_qkv, in_proj_z, in_proj_b, in_proj_a);
 
         var cache = ctx.Cache;
         var hasState = cache?.HasLinearState(layerIndex) == true;
-        var mixed = in_proj_qkv.forward(rows).view(b, t, -1).transpose(1, 2);             // [B, C, T] raw
+        var mixed = inputs[0].view(b, t, -1).transpose(1, 2);             // [B, C, T] raw
         Tensor convOut;
         Tensor? newConvState = null;
         if (ctx.ConvLayout is { } convLayout) convOut = CausalConv.ForwardPacked(mixed, conv1d.weight, convLayout);
@@ -67,10 +68,10 @@ public sealed class GatedDeltaNet : nn.Module<Tensor, LayerContext, Tensor>
         else (convOut, newConvState) = CausalConv.Forward(mixed, conv1d.weight, hasState ? cache.ConvState(layerIndex) : null);
         var activated = nn.functional.silu(convOut);                                      // [B, C, T]
 
-        var beta = sigmoid(in_proj_b.forward(rows)).view(b, t, vHeads);
+        var beta = sigmoid(inputs[2]).view(b, t, vHeads);
         // fp32: in half precision exp(A_log) can overflow (HF comment; docs/model.md, "Choices against the sharp
         // edges", item 10).
-        var g = -A_log.exp() * nn.functional.softplus(in_proj_a.forward(rows).view(b, t, vHeads).InDtype(ScalarType.Float32) + dt_bias);
+        var g = -A_log.exp() * nn.functional.softplus(inputs[3].view(b, t, vHeads).InDtype(ScalarType.Float32) + dt_bias);
 
         // Grouped value heads: v head j reads k/q head j / (Hv/Hk) (HF's repeat_interleave; docs/model.md, "Choices
         // against the sharp edges", item 9). The kernel takes the Hk key heads and broadcasts them, so no repeated
@@ -102,7 +103,7 @@ public sealed class GatedDeltaNet : nn.Module<Tensor, LayerContext, Tensor>
         if (cache is not null)
             cache.SetLinearStates(layerIndex, newConvState ?? throw new InvalidOperationException("packed rows cannot fill a cache"), finalState);
 
-        var z = in_proj_z.forward(rows).view(b, t, vHeads, dv);
+        var z = inputs[1].view(b, t, vHeads, dv);
         var normed = norm.forward(core, z).reshape(b * t, vHeads * dv);
         return out_proj.forward(normed).view(b, t, -1).MoveToOuterDisposeScope();
     }

@@ -17,6 +17,15 @@ public interface IProjectionAdapter
     /// <summary>Returns the projection's output given its input and the base output x·Wᵀ, both 2-d ([rows, in] and
     /// [rows, out]: the projection flattens the leading dimensions first).</summary>
     Tensor Apply(Tensor input, Tensor baseOutput);
+
+    /// <summary>The input-side matrix [r, in] of a low-rank adapter (LoRA's A), when its product with the input may be
+    /// computed together with other adapters' on the same input (<see cref="Projection.ForwardShared"/>); null when
+    /// it may not (no such matrix, the adapter is off, or it draws its own dropout mask).</summary>
+    Tensor? SharedDownWeight => null;
+
+    /// <summary>The output given h = x·<see cref="SharedDownWeight"/>ᵀ [rows, r] (cast to that matrix's dtype) and the
+    /// base output: what <see cref="Apply"/> does after its first product.</summary>
+    Tensor ApplyUp(Tensor down, Tensor baseOutput) => throw new NotSupportedException("this adapter shares no input-side product");
 }
 
 /// <summary>
@@ -69,5 +78,37 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
     {
         var y = nn.functional.linear(x, weight);
         return Adapter == null ? y : Adapter.Apply(x, y);
+    }
+
+    /// <summary>
+    /// The outputs of several projections of the same 2-d input [rows, in] (a layer's q/k/v, gate/up, DeltaNet's four
+    /// input projections), each [rows, out]. The input-side products of their adapters (LoRA's x·Aᵀ, rank r each)
+    /// are one product with the adapters' A matrices concatenated, [Σr, in], split afterwards: one <c>mm</c> reading
+    /// x once instead of one per adapter, and in backward one node instead of one per adapter. Adapters that cannot
+    /// share (<see cref="IProjectionAdapter.SharedDownWeight"/> null: dropout, switched off) run on their own.
+    /// </summary>
+    public static Tensor[] ForwardShared(Tensor rows, params Projection[] projections)
+    {
+        if (rows.dim() != 2) throw new ArgumentException($"rows must be 2-d [rows, in], got {Shapes.Format(rows.shape)}", nameof(rows));
+        var outputs = new Tensor[projections.Length];
+        var shared = new List<int>();
+        for (var i = 0; i < projections.Length; i++)
+        {
+            if (projections[i].Adapter?.SharedDownWeight is { } down && (shared.Count == 0
+                || down.dtype == projections[shared[0]].Adapter!.SharedDownWeight!.dtype)) shared.Add(i);
+            else outputs[i] = projections[i].Forward2d(rows);
+        }
+        if (shared.Count == 1) outputs[shared[0]] = projections[shared[0]].Forward2d(rows);
+        if (shared.Count < 2) return outputs;
+
+        var downs = shared.Select(i => projections[i].Adapter!.SharedDownWeight!).ToArray();
+        var input = rows.InDtype(downs[0].dtype);
+        var products = nn.functional.linear(input, cat(downs, 0)).split(downs.Select(d => d.shape[0]).ToArray(), 1);
+        for (var j = 0; j < shared.Count; j++)
+        {
+            var p = projections[shared[j]];
+            outputs[shared[j]] = p.Adapter!.ApplyUp(products[j], nn.functional.linear(rows, p.weight));
+        }
+        return outputs;
     }
 }

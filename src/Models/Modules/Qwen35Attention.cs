@@ -48,14 +48,15 @@ public sealed class Qwen35Attention : nn.Module<Tensor, LayerContext, Tensor>
         // View as [B, T, H, 2D] and split each head's row block into query (first D) and gate (last D).
         // chunk (HF's torch.chunk) rather than two narrows: one concatenation in backward instead of two zero tensors
         // of the full projection.
-        var rows = x.reshape(b * t, x.shape[2]);   // q/k/v share one 2-d view of x
-        var qg = q_proj.forward(rows).view(b, t, heads, 2 * headDim).chunk(2, -1);
+        // q/k/v share one 2-d view of x, and their adapters one input-side product.
+        var qkv = Projection.ForwardShared(x.reshape(b * t, x.shape[2]), q_proj, k_proj, v_proj);
+        var qg = qkv[0].view(b, t, heads, 2 * headDim).chunk(2, -1);
         var q = qg[0];
         var gate = qg[1].reshape(b * t, heads * headDim);
 
         q = q_norm.forward(q).transpose(1, 2);                                            // [B, H, T, D]
-        var k = k_norm.forward(k_proj.forward(rows).view(b, t, kvHeads, headDim)).transpose(1, 2);
-        var v = v_proj.forward(rows).view(b, t, kvHeads, headDim).transpose(1, 2);
+        var k = k_norm.forward(qkv[1].view(b, t, kvHeads, headDim)).transpose(1, 2);
+        var v = qkv[2].view(b, t, kvHeads, headDim).transpose(1, 2);
         q = Rotary.Apply(q, ctx.Cos, ctx.Sin);
         k = Rotary.Apply(k, ctx.Cos, ctx.Sin);
 

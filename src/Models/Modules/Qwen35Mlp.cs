@@ -18,12 +18,14 @@ public sealed class Qwen35Mlp : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    /// <summary>On [..., hidden] rows: flattened once to 2-d for the three projections (see <see cref="Projection.forward"/>).</summary>
+    /// <summary>On [..., hidden] rows: flattened once to 2-d for the three projections (see <see cref="Projection.forward"/>);
+    /// gate and up share their adapters' input-side product (<see cref="Projection.ForwardShared"/>).</summary>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
         var rows = x.dim() == 2 ? x : x.reshape(-1, x.shape[^1]);
-        var h = nn.functional.silu(gate_proj.forward(rows)) * up_proj.forward(rows);
+        var gateUp = Projection.ForwardShared(rows, gate_proj, up_proj);
+        var h = nn.functional.silu(gateUp[0]) * gateUp[1];
         var y = down_proj.forward(h);
         return (x.dim() == 2 ? y : y.view(x.shape)).MoveToOuterDisposeScope();
     }
