@@ -74,11 +74,10 @@ public sealed class LoraAdapter : IProjectionAdapter
         if (Merged || !Enabled) return baseOutput;
         var dtype = LoraA.weight.dtype;
         var inInputDtype = ComputeInInputDtype && input.dtype != dtype;
-        var x = inInputDtype || input.dtype == dtype ? input : input.to(dtype);
+        var x = inInputDtype ? input : input.InDtype(dtype);
         // Dropout follows the module's training flag, which model.train()/eval() propagates to the children.
         if (Dropout > 0 && LoraA.training) x = nn.functional.dropout(x, Dropout, training: true);
-        var a = inInputDtype ? LoraA.weight.to(input.dtype) : LoraA.weight;
-        return ApplyUp(nn.functional.linear(x, a), baseOutput);                 // h = x·Aᵀ [rows, r]
+        return ApplyUp(nn.functional.linear(x, LoraA.weight.InDtype(x.dtype)), baseOutput);   // h = x·Aᵀ [rows, r]
     }
 
     /// <summary>A, when this adapter's input-side product may be computed together with others' on the same input:
@@ -92,7 +91,7 @@ public sealed class LoraAdapter : IProjectionAdapter
     /// </summary>
     public Tensor ApplyUp(Tensor down, Tensor baseOutput)
     {
-        var b = down.dtype == LoraB.weight.dtype ? LoraB.weight : LoraB.weight.to(down.dtype);
+        var b = LoraB.weight.InDtype(down.dtype);
         if (down.dtype == baseOutput.dtype) return baseOutput.addmm(down, b.t(), beta: 1, alpha: (float)Scaling);
         // An fp32 branch on a bf16 base: scale the narrow [rows, r] intermediate (r/out of the work), cast the delta.
         var delta = nn.functional.linear(down.mul(_scale), b);

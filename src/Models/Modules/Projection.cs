@@ -90,21 +90,18 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
     public static Tensor[] ForwardShared(Tensor rows, params Projection[] projections)
     {
         if (rows.dim() != 2) throw new ArgumentException($"rows must be 2-d [rows, in], got {Shapes.Format(rows.shape)}", nameof(rows));
+        // The adapters that can share, in one dtype (the first one's): the others run on their own.
+        var offered = projections.Select(p => p.Adapter?.SharedDownWeight).ToArray();
+        var dtype = offered.FirstOrDefault(d => d is not null)?.dtype;
+        var shared = Enumerable.Range(0, projections.Length).Where(i => dtype is not null && offered[i]?.dtype == dtype).ToArray();
         var outputs = new Tensor[projections.Length];
-        var shared = new List<int>();
-        for (var i = 0; i < projections.Length; i++)
-        {
-            if (projections[i].Adapter?.SharedDownWeight is { } down && (shared.Count == 0
-                || down.dtype == projections[shared[0]].Adapter!.SharedDownWeight!.dtype)) shared.Add(i);
-            else outputs[i] = projections[i].Forward2d(rows);
-        }
-        if (shared.Count == 1) outputs[shared[0]] = projections[shared[0]].Forward2d(rows);
-        if (shared.Count < 2) return outputs;
+        foreach (var i in Enumerable.Range(0, projections.Length).Except(shared.Length > 1 ? shared : []))
+            outputs[i] = projections[i].Forward2d(rows);
+        if (shared.Length < 2) return outputs;
 
-        var downs = shared.Select(i => projections[i].Adapter!.SharedDownWeight!).ToArray();
-        var input = rows.InDtype(downs[0].dtype);
-        var products = nn.functional.linear(input, cat(downs, 0)).split(downs.Select(d => d.shape[0]).ToArray(), 1);
-        for (var j = 0; j < shared.Count; j++)
+        var downs = shared.Select(i => offered[i]!).ToArray();
+        var products = nn.functional.linear(rows.InDtype(dtype!.Value), cat(downs, 0)).split(downs.Select(d => d.shape[0]).ToArray(), 1);
+        for (var j = 0; j < shared.Length; j++)
         {
             var p = projections[shared[j]];
             outputs[shared[j]] = p.Adapter!.ApplyUp(products[j], nn.functional.linear(rows, p.weight));
