@@ -68,11 +68,13 @@ public static class GatedDeltaRule
         if (chunkSize < 1) throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, "chunk size must be ≥ 1");
         if (queriesKeys.dim() != 4 || queriesKeys.shape[1] % 2 != 0 || v.dim() != 4)
             throw new ArgumentException($"queriesKeys must be [B,2·Hk,T,dk] and v [B,H,T,dv], got {Shapes.Format(queriesKeys.shape)} and {Shapes.Format(v.shape)}");
-        using var scope = NewDisposeScope();
         var kHeads = queriesKeys.shape[1] / 2;
+        // The [B,T,H,d] checks on the heads-first shapes, read without making transposed views.
+        long[] qShape = [queriesKeys.shape[0], queriesKeys.shape[2], kHeads, queriesKeys.shape[3]];
+        Validate(qShape, qShape, [v.shape[0], v.shape[2], v.shape[1], v.shape[3]], g.shape, beta.shape, initialState?.shape);
+        using var scope = NewDisposeScope();
         var normalized = L2Normalize(queriesKeys.InDtype(ScalarType.Float32).contiguous()).split([kHeads, kHeads], 1);
         var (q, k) = (normalized[0], normalized[1]);
-        Validate(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), g, beta, initialState);
         var prepared = new Prepared(q * Math.Pow(q.shape[3], -0.5), k, v.InDtype(ScalarType.Float32).contiguous(),
             HeadsFirst(g), HeadsFirst(beta), v.dtype);
         var (output, finalState) = ChunkedScan(prepared, initialState, chunkSize, null);
@@ -261,22 +263,26 @@ public static class GatedDeltaRule
     static Tensor L2Normalize(Tensor x) => x * (x * x).sum(-1, keepdim: true).add(L2Eps).rsqrt();
 
     static (long B, long T, long H, long Dk, long Dv) Validate(Tensor q, Tensor k, Tensor v, Tensor g, Tensor beta,
-        Tensor? initialState)
+        Tensor? initialState) => Validate(q.shape, k.shape, v.shape, g.shape, beta.shape, initialState?.shape);
+
+    /// <summary>The checks on shapes alone: q, k [B,T,Hk,dk], v [B,T,H,dv] with Hk dividing H, g and β [B,T,H],
+    /// the initial state [B,H,dk,dv].</summary>
+    static (long B, long T, long H, long Dk, long Dv) Validate(long[] q, long[] k, long[] v, long[] g, long[] beta, long[]? initialState)
     {
-        if (q.dim() != 4) throw new ArgumentException($"q must be [B,T,H,dk], got {Shapes.Format(q.shape)}", nameof(q));
-        long b = q.shape[0], t = q.shape[1], hk = q.shape[2], dk = q.shape[3];
+        if (q.Length != 4) throw new ArgumentException($"q must be [B,T,H,dk], got {Shapes.Format(q)}", nameof(q));
+        long b = q[0], t = q[1], hk = q[2], dk = q[3];
         if (t < 1) throw new ArgumentException("the sequence must hold at least one token", nameof(q));
-        if (!k.shape.SequenceEqual(q.shape))
-            throw new ArgumentException($"k must match q {Shapes.Format(q.shape)}, got {Shapes.Format(k.shape)}", nameof(k));
-        if (v.dim() != 4 || v.shape[0] != b || v.shape[1] != t || v.shape[2] % hk != 0)
-            throw new ArgumentException($"v must be [{b},{t},H,dv] with H a multiple of q/k's {hk} heads, got {Shapes.Format(v.shape)}", nameof(v));
-        long h = v.shape[2];
+        if (!k.SequenceEqual(q))
+            throw new ArgumentException($"k must match q {Shapes.Format(q)}, got {Shapes.Format(k)}", nameof(k));
+        if (v.Length != 4 || v[0] != b || v[1] != t || v[2] % hk != 0)
+            throw new ArgumentException($"v must be [{b},{t},H,dv] with H a multiple of q/k's {hk} heads, got {Shapes.Format(v)}", nameof(v));
+        long h = v[2];
         long[] bth = [b, t, h];
-        if (!g.shape.SequenceEqual(bth)) throw new ArgumentException($"g must be {Shapes.Format([b, t, h])}, got {Shapes.Format(g.shape)}", nameof(g));
-        if (!beta.shape.SequenceEqual(bth)) throw new ArgumentException($"beta must be {Shapes.Format([b, t, h])}, got {Shapes.Format(beta.shape)}", nameof(beta));
-        long dv = v.shape[3];
-        if (initialState is not null && !initialState.shape.SequenceEqual(new[] { b, h, dk, dv }))
-            throw new ArgumentException($"initialState must be {Shapes.Format([b, h, dk, dv])}, got {Shapes.Format(initialState.shape)}", nameof(initialState));
+        if (!g.SequenceEqual(bth)) throw new ArgumentException($"g must be {Shapes.Format([b, t, h])}, got {Shapes.Format(g)}", nameof(g));
+        if (!beta.SequenceEqual(bth)) throw new ArgumentException($"beta must be {Shapes.Format([b, t, h])}, got {Shapes.Format(beta)}", nameof(beta));
+        long dv = v[3];
+        if (initialState is not null && !initialState.SequenceEqual(new[] { b, h, dk, dv }))
+            throw new ArgumentException($"initialState must be {Shapes.Format([b, h, dk, dv])}, got {Shapes.Format(initialState)}", nameof(initialState));
         return (b, t, h, dk, dv);
     }
 }
