@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Text;
 using LLama;
 using LLama.Common;
@@ -126,22 +125,12 @@ public sealed class LlamaGgufChatClient : IChatClient
     }
 
     /// <summary>The whole answer as one update.</summary>
-    public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages,
-        ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
-    {
-        var response = await GetResponseAsync(messages, options, cancellationToken).ConfigureAwait(false);
-        foreach (var update in response.ToChatResponseUpdates()) yield return update;
-    }
+    public IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages,
+        ChatOptions? options = null, CancellationToken cancellationToken = default) =>
+        LocalChatClient.WholeAnswer(this, messages, options, cancellationToken);
 
-    public object? GetService(Type serviceType, object? serviceKey = null)
-    {
-        ArgumentNullException.ThrowIfNull(serviceType);
-        if (serviceKey is not null) return null;
-        if (serviceType == typeof(ChatClientMetadata)) return _metadata;
-        if (serviceType.IsInstanceOfType(this)) return this;
-        if (serviceType.IsInstanceOfType(_weights)) return _weights;
-        return null;
-    }
+    public object? GetService(Type serviceType, object? serviceKey = null) =>
+        LocalChatClient.Service(this, _metadata, serviceType, serviceKey, _weights);
 
     public void Dispose()
     {

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using Microsoft.Extensions.AI;
 using Qwen35.Data;
 using Qwen35.Models;
@@ -126,23 +125,12 @@ public sealed class TrainerChatClient : IChatClient
     }
 
     /// <summary>The whole answer as one update (see the class remarks).</summary>
-    public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages,
-        ChatOptions? options = null, [EnumeratorCancellation] CancellationToken cancellationToken = default)
-    {
-        var response = await GetResponseAsync(messages, options, cancellationToken).ConfigureAwait(false);
-        foreach (var update in response.ToChatResponseUpdates()) yield return update;
-    }
+    public IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<ChatMessage> messages,
+        ChatOptions? options = null, CancellationToken cancellationToken = default) =>
+        LocalChatClient.WholeAnswer(this, messages, options, cancellationToken);
 
-    public object? GetService(Type serviceType, object? serviceKey = null)
-    {
-        ArgumentNullException.ThrowIfNull(serviceType);
-        if (serviceKey is not null) return null;
-        if (serviceType == typeof(ChatClientMetadata)) return _metadata;
-        if (serviceType.IsInstanceOfType(this)) return this;
-        if (serviceType.IsInstanceOfType(_model)) return _model;
-        if (serviceType.IsInstanceOfType(_tokenizer)) return _tokenizer;
-        return null;
-    }
+    public object? GetService(Type serviceType, object? serviceKey = null) =>
+        LocalChatClient.Service(this, _metadata, serviceType, serviceKey, _model, _tokenizer);
 
     public void Dispose()
     {
