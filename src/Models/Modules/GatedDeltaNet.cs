@@ -48,15 +48,24 @@ public sealed class GatedDeltaNet : nn.Module<Tensor, LayerContext, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>On x [B, T, hidden]; returns [B, T, hidden]. See <see cref="ForwardRows"/>.</summary>
     public override Tensor forward(Tensor x, LayerContext ctx)
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
+        return ForwardRows(x.reshape(b * t, x.shape[2]), b, t, ctx).view(b, t, -1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The layer on the B·T token rows [B·T, hidden] of a [B, T] batch (the decoder layer's shape); returns
+    /// [B·T, hidden].</summary>
+    public Tensor ForwardRows(Tensor x, long b, long t, LayerContext ctx)
+    {
+        using var scope = NewDisposeScope();
         // Pad tokens become zero vectors before the projections (HF apply_mask_to_padding_states): left padding is
         // then exact, right padding exact for the real tokens.
-        if (ctx.LinearInputMask is { } m) x = x * m.unsqueeze(-1);
-        // The four input projections share one 2-d view of x, and their adapters one input-side product.
-        var inputs = Projection.ForwardShared(x.reshape(b * t, x.shape[2]), in_proj_qkv, in_proj_z, in_proj_b, in_proj_a);
+        if (ctx.LinearInputMask is { } m) x = x * m.reshape(b * t, 1);
+        // The four input projections share the rows, and their adapters one input-side product.
+        var inputs = Projection.ForwardShared(x, in_proj_qkv, in_proj_z, in_proj_b, in_proj_a);
 
         var cache = ctx.Cache;
         var hasState = cache?.HasLinearState(layerIndex) == true;
@@ -105,6 +114,6 @@ public sealed class GatedDeltaNet : nn.Module<Tensor, LayerContext, Tensor>
 
         var z = inputs[1].view(b, t, vHeads, dv);
         var normed = norm.forward(core, z).reshape(b * t, vHeads * dv);
-        return out_proj.forward(normed).view(b, t, -1).MoveToOuterDisposeScope();
+        return out_proj.forward(normed).MoveToOuterDisposeScope();
     }
 }

@@ -41,15 +41,24 @@ public sealed class Qwen35Attention : nn.Module<Tensor, LayerContext, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>On x [B, T, hidden]; returns [B, T, hidden]. See <see cref="ForwardRows"/>.</summary>
     public override Tensor forward(Tensor x, LayerContext ctx)
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1];
+        return ForwardRows(x.reshape(b * t, x.shape[2]), b, t, ctx).view(b, t, -1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The layer on the B·T token rows [B·T, hidden] of a [B, T] batch (the decoder layer's shape); returns
+    /// [B·T, hidden].</summary>
+    public Tensor ForwardRows(Tensor x, long b, long t, LayerContext ctx)
+    {
+        using var scope = NewDisposeScope();
         // View as [B, T, H, 2D] and split each head's row block into query (first D) and gate (last D).
         // chunk (HF's torch.chunk) rather than two narrows: one concatenation in backward instead of two zero tensors
         // of the full projection.
-        // q/k/v share one 2-d view of x, and their adapters one input-side product.
-        var qkv = Projection.ForwardShared(x.reshape(b * t, x.shape[2]), q_proj, k_proj, v_proj);
+        // q/k/v share the rows, and their adapters one input-side product.
+        var qkv = Projection.ForwardShared(x, q_proj, k_proj, v_proj);
         var qg = qkv[0].view(b, t, heads, 2 * headDim).chunk(2, -1);
         var q = qg[0];
         var gate = qg[1].reshape(b * t, heads * headDim);
@@ -71,7 +80,7 @@ public sealed class Qwen35Attention : nn.Module<Tensor, LayerContext, Tensor>
             : nn.functional.scaled_dot_product_attention(q, kr, vr, is_casual: ctx.IsCausal);
 
         var o = attn.transpose(1, 2).reshape(b * t, heads * headDim) * sigmoid(gate);
-        return o_proj.forward(o).view(b, t, -1).MoveToOuterDisposeScope();
+        return o_proj.forward(o).MoveToOuterDisposeScope();
     }
 
     /// <summary>
