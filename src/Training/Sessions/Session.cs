@@ -3,6 +3,7 @@ using Qwen35.Data;
 using Qwen35.Lora;
 using Qwen35.Models;
 using Qwen35.Models.Config;
+using Qwen35.Models.Runtime;
 using Qwen35.Training.Recipes;
 using Serilog;
 using TorchSharp;
@@ -76,7 +77,12 @@ public sealed class Session
     public static Device ResolveDevice(string name)
     {
         if (!IsDeviceName(name)) throw new UserInputException($"device: '{name}' is not one of cpu, cuda, cuda:N");
-        if (name == "cpu") return CPU;
+        if (name == "cpu")
+        {
+            // A CPU run's tensors live in malloc'd memory: keep freed pages for the next step (HostMemory).
+            HostMemory.KeepFreedPages();
+            return CPU;
+        }
         if (!torch.cuda.is_available())
             throw new UserInputException($"device: {name} requested but CUDA is not available in this build (build with -p:TorchBackend=cuda or external, see README)");
         var device = new Device(name);
