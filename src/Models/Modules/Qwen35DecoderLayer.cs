@@ -38,7 +38,7 @@ public sealed class Qwen35DecoderLayer : nn.Module<Tensor, LayerContext, Tensor>
         long b = x.shape[0], t = x.shape[1];
         // The layer works on 2-d rows [B·T, h], the shape its projections multiply: one reshape here and one view back
         // instead of a reshape and a view in the mixer and again in the MLP (each also a node in backward;
-        // docs/performance.md, "Rows through the layer"). Norms and sums are the same on either shape.
+        // docs/performance.md, "The decoder layer on 2-d token rows"). Norms and sums are the same on either shape.
         var rows = x.reshape(b * t, x.shape[2]);
         var normed = input_layernorm.forward(rows);
         var mixed = self_attn is not null ? self_attn.ForwardRows(normed, b, t, ctx) : linear_attn!.ForwardRows(normed, b, t, ctx);

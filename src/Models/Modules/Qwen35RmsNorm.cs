@@ -28,7 +28,7 @@ public sealed class Qwen35RmsNorm : nn.Module<Tensor, Tensor>
         var xf = x.InDtype(ScalarType.Float32);
         var normed = xf * rsqrt(xf.square().mean([-1L], keepdim: true) + eps);
         // normed·(1+w) as normed + normed·w: one addcmul instead of an add on the weight and a multiply, the same
-        // backward node count (the weight is frozen), 1 ulp of rounding apart (docs/performance.md).
+        // backward node count (the weight is frozen), rounding differently in the last bit (docs/performance.md).
         var y = normed.addcmul(normed, weight.InDtype(ScalarType.Float32), 1);
         return y.InDtype(x.dtype).MoveToOuterDisposeScope();
     }
