@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Qwen35.Lora;
 using Qwen35.Models;
+using Qwen35.Models.Runtime;
 using Qwen35.Training.Loop;
 using Qwen35.Training.Observability;
 using Serilog;
@@ -80,6 +81,7 @@ public static class Benchmark
         var device = Session.ResolveDevice(o.Device);
         var dtype = o.Precision.ToScalarType();
         if (device.type == DeviceType.CUDA) torch.backends.cuda.matmul.allow_tf32 = true;
+        else if (MklDispatch.Status is { } blas) log.Information("cpu: {Blas}", blas);
         log.Information("bench: building {Shape} ({Config}) with random weights on {Device} {Dtype}", o.ShapeName, o.Config.Summary(), o.Device, OptionNames.Name(o.Precision));
         using var model = Qwen35ForCausalLM.CreateRandom(o.Config, o.Seed, dtype, device);
         var lora = LoraInjector.Apply(model, o.Lora, o.Seed);

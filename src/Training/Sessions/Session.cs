@@ -79,8 +79,11 @@ public sealed class Session
         if (!IsDeviceName(name)) throw new UserInputException($"device: '{name}' is not one of cpu, cuda, cuda:N");
         if (name == "cpu")
         {
-            // A CPU run's tensors live in malloc'd memory: keep freed pages for the next step (HostMemory).
+            // A CPU run's tensors live in malloc'd memory: keep freed pages for the next step (HostMemory); its products
+            // are MKL's: dispatch them by instruction set where MKL's default would not (MklDispatch). Both before
+            // anything is built or multiplied.
             HostMemory.KeepFreedPages();
+            MklDispatch.Select();
             return CPU;
         }
         if (!torch.cuda.is_available())
@@ -110,6 +113,7 @@ public sealed class Session
     public Qwen35ForCausalLM LoadModel(ILogger log, long seed = 42)
     {
         Qwen35ForCausalLM model;
+        if (Device.type == DeviceType.CPU && MklDispatch.Status is { } blas) log.Information("cpu: {Blas}", blas);
         if (ModelDir is null)
         {
             log.Information("model: builtin tiny Qwen3.5 ({Config}), random weights from seed {Seed}", Config.Summary(), seed);
