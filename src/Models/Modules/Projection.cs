@@ -76,7 +76,7 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
 
     Tensor Forward2d(Tensor x)
     {
-        var y = x.mm(WeightTransposed());
+        var y = BaseProduct(x);
         return Adapter == null ? y : Adapter.Apply(x, y);
     }
 
@@ -88,9 +88,12 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
     Tensor? weightTransposed;
     Parameter? weightTransposedOf;
 
+    /// <summary>x·Wᵀ on 2-d rows: one <c>mm</c> with <see cref="WeightTransposed"/>.</summary>
+    Tensor BaseProduct(Tensor rows) => rows.mm(WeightTransposed());
+
     /// <summary>Wᵀ as a view; a fresh one per call while the weight itself is trained (requires grad), so every graph
     /// has its own transpose node.</summary>
-    internal Tensor WeightTransposed()
+    Tensor WeightTransposed()
     {
         if (weight.requires_grad) return weight.t();
         if (!ReferenceEquals(weightTransposedOf, weight) || weightTransposed is null)
@@ -133,7 +136,7 @@ public sealed class Projection : nn.Module<Tensor, Tensor>
         for (var j = 0; j < shared.Length; j++)
         {
             var p = projections[shared[j]];
-            outputs[shared[j]] = p.Adapter!.ApplyUp(products[j], rows.mm(p.WeightTransposed()));
+            outputs[shared[j]] = p.Adapter!.ApplyUp(products[j], p.BaseProduct(rows));
         }
         return outputs;
     }

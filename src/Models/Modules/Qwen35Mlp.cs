@@ -18,15 +18,13 @@ public sealed class Qwen35Mlp : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    /// <summary>On [..., hidden] rows: flattened once to 2-d for the three projections (see <see cref="Projection.forward"/>);
-    /// gate and up share their adapters' input-side product (<see cref="Projection.ForwardShared"/>).</summary>
-    public override Tensor forward(Tensor x)
+    /// <summary>On the decoder layer's 2-d token rows [rows, hidden]; gate and up share their adapters' input-side
+    /// product (<see cref="Projection.ForwardShared"/>, which refuses any other shape).</summary>
+    public override Tensor forward(Tensor rows)
     {
         using var scope = NewDisposeScope();
-        var rows = x.dim() == 2 ? x : x.reshape(-1, x.shape[^1]);
         var gateUp = Projection.ForwardShared(rows, gate_proj, up_proj);
         var h = nn.functional.silu(gateUp[0]) * gateUp[1];
-        var y = down_proj.forward(h);
-        return (x.dim() == 2 ? y : y.view(x.shape)).MoveToOuterDisposeScope();
+        return down_proj.forward(h).MoveToOuterDisposeScope();
     }
 }

@@ -45,9 +45,8 @@ public static class MklDispatch
             return $"MKL default dispatch ({vendor} CPU; this libtorch exposes no MKL dispatch setting)";
         unsafe
         {
-            var getBranch = (delegate* unmanaged<int, int>)get;
-            if (getBranch(CbwrBranch) == CbwrAuto) return $"MKL instruction-set dispatch ({vendor} CPU, CNR auto)";
-            var result = ((delegate* unmanaged<int, int>)set)(CbwrAuto);
+            // Already in force (set before), or set now.
+            var result = ((delegate* unmanaged<int, int>)get)(CbwrBranch) == CbwrAuto ? CbwrSuccess : ((delegate* unmanaged<int, int>)set)(CbwrAuto);
             return result == CbwrSuccess ? $"MKL instruction-set dispatch ({vendor} CPU, CNR auto)"
                 : result == CbwrModeChangeFailure ? $"MKL default dispatch ({vendor} CPU; a product ran before the setting)"
                 : $"MKL default dispatch ({vendor} CPU; MKL refused CNR auto: {result})";

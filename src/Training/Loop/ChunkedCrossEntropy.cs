@@ -28,8 +28,9 @@ public static class ChunkedCrossEntropy
     /// <summary>
     /// Rows per chunk: <paramref name="requested"/> when positive, else chosen. On CUDA, 1024. On the CPU, the most
     /// rows whose fp32 logits [rows × vocab] stay within <see cref="CpuReusedBlockBytes"/>, at most 1024: the chunk's
-    /// [rows × vocab] buffers are then served from the heap instead of fresh pages. At hidden 512 / vocabulary 32,000 / 511 rows that is 262 rows a chunk and a 25-30%
-    /// faster training step (docs/performance.md, "The loss head's chunk size"). Where fewer than 64 rows fit
+    /// [rows × vocab] buffers are then served from the heap instead of fresh pages (before <c>HostMemory</c> kept freed
+    /// pages for every size; the rule is kept, not re-measured since). At hidden 512 / vocabulary 32,000 / 511 rows
+    /// that is 262 rows a chunk and a 25-30% faster training step (docs/performance.md, "The loss head's chunk size"). Where fewer than 64 rows fit
     /// (Qwen3.5's 248,320 entries: 33) the chunk stays at 1024: re-reading the whole head for every few rows would
     /// cost more than the page faults.
     /// </summary>
