@@ -9,7 +9,7 @@ namespace Qwen35.Models.Runtime;
 /// when more than the trim threshold is free there: every step's large activations, logits and gradients were then
 /// page-faulted and zeroed by the kernel again (docs/performance.md, "Freed pages kept"). With mmap off and the trim
 /// threshold at its maximum, a block comes from the heap and stays there when freed, for the next step's tensors.
-/// The price is that the resident size stays at the step's high-water mark, which every step reaches anyway.
+/// The price is resident memory: the heap keeps its high-water mark and fragments (the 9B bench's peak RSS +20 %).
 /// CUDA tensors are untouched (their memory is the caching allocator's).
 /// </summary>
 public static partial class HostMemory
